@@ -1,0 +1,85 @@
+"""Read StratLink's settings from the environment (and a `.env` file)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+SOURCES = ("demo", "salesforce", "hubspot", "file")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from error
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def from_environment(instance_path: str) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables."""
+    default_db = "sqlite:///" + str(Path(instance_path) / "stratlink.sqlite3")
+    source = os.environ.get("STRATLINK_SOURCE", "demo").strip().lower() or "demo"
+    if source not in SOURCES:
+        raise RuntimeError(f"STRATLINK_SOURCE must be one of {', '.join(SOURCES)}, got {source!r}")
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
+        "STRATLINK_SOURCE": source,
+        "STRATLINK_BASE_URL": os.environ.get("STRATLINK_BASE_URL", "http://127.0.0.1:5000"),
+        # Where a file import reads from when `sync --source file` gets no --path.
+        "STRATLINK_IMPORT_PATH": os.environ.get("STRATLINK_IMPORT_PATH", ""),
+        "SYNC_BATCH_SIZE": _int("SYNC_BATCH_SIZE", 2000),
+        # Salesforce
+        "SALESFORCE_INSTANCE_URL": os.environ.get("SALESFORCE_INSTANCE_URL", ""),
+        "SALESFORCE_ACCESS_TOKEN": os.environ.get("SALESFORCE_ACCESS_TOKEN", ""),
+        "SALESFORCE_USERNAME": os.environ.get("SALESFORCE_USERNAME", ""),
+        "SALESFORCE_PASSWORD": os.environ.get("SALESFORCE_PASSWORD", ""),
+        "SALESFORCE_SECURITY_TOKEN": os.environ.get("SALESFORCE_SECURITY_TOKEN", ""),
+        "SALESFORCE_DOMAIN": os.environ.get("SALESFORCE_DOMAIN", "login"),
+        "SALESFORCE_CLIENT_ID": os.environ.get("SALESFORCE_CLIENT_ID", ""),
+        "SALESFORCE_CLIENT_SECRET": os.environ.get("SALESFORCE_CLIENT_SECRET", ""),
+        "SALESFORCE_REFRESH_TOKEN": os.environ.get("SALESFORCE_REFRESH_TOKEN", ""),
+        "SALESFORCE_API_VERSION": os.environ.get("SALESFORCE_API_VERSION", "62.0"),
+        "SALESFORCE_CANVAS_SECRET": os.environ.get("SALESFORCE_CANVAS_SECRET", ""),
+        "SALESFORCE_WRITEBACK": _bool("SALESFORCE_WRITEBACK"),
+        # HubSpot
+        "HUBSPOT_ACCESS_TOKEN": os.environ.get("HUBSPOT_ACCESS_TOKEN", ""),
+        "HUBSPOT_API_BASE": os.environ.get("HUBSPOT_API_BASE", "https://api.hubapi.com"),
+        "HUBSPOT_CLIENT_SECRET": os.environ.get("HUBSPOT_CLIENT_SECRET", ""),
+        # The tactics review
+        "REVIEW_WINDOW_DAYS": _int("REVIEW_WINDOW_DAYS", 30),
+        "REVIEW_MIN_ACTIVITIES": _int("REVIEW_MIN_ACTIVITIES", 5),
+        "REVIEW_STALE_DAYS": _int("REVIEW_STALE_DAYS", 60),
+        "REVIEW_TIMEZONE": os.environ.get("REVIEW_TIMEZONE", "UTC"),
+        "REVIEW_CRON": os.environ.get("REVIEW_CRON", "0 7 * * mon"),
+        "SYNC_INTERVAL_MINUTES": _int("SYNC_INTERVAL_MINUTES", 15),
+        # Email digests
+        "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),
+        "SMTP_PORT": _int("SMTP_PORT", 25),
+        "SMTP_USERNAME": os.environ.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool("SMTP_STARTTLS"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "StratLink <stratlink@localhost>"),
+        # Framing: origins allowed to embed /embed/... pages.
+        "EMBED_FRAME_ANCESTORS": _list(
+            "EMBED_FRAME_ANCESTORS",
+            "https://*.salesforce.com,https://*.force.com,https://*.lightning.force.com,"
+            "https://app.hubspot.com,https://app-eu1.hubspot.com",
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }
