@@ -54,18 +54,16 @@ def register_extensions(app: Flask) -> None:
     from planning import models  # noqa: F401  (registers the tables on db.metadata)
 
     db.init_app(app)
-    migrate.init_app(
-        app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True
-    )
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from web import accounts, auth
+    from web import accounts, admin, api, auth, reviews, strategies
 
-    auth.init_app(app)
-    accounts.init_app(app)
+    for module in (auth, accounts, strategies, reviews, admin, api):
+        module.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -76,7 +74,9 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from integrations import cli as integrations_cli
+    from jobs import cli as jobs_cli
+    from planning import cli as planning_cli
     from web import cli as web_cli
 
-    integrations_cli.init_app(app)
-    web_cli.init_app(app)
+    for module in (integrations_cli, web_cli, planning_cli, jobs_cli):
+        module.init_app(app)

@@ -205,6 +205,4 @@ def validate(record: Record) -> None:
         if record.occurred_at.tzinfo is None:
             raise RecordInvalid("occurred_at", "must carry a time zone")
     elif isinstance(record, StrategyRecord) and record.status not in STRATEGY_STATUSES:
-        raise RecordInvalid(
-            "status", f"must be one of {', '.join(STRATEGY_STATUSES)}, got {record.status!r}"
-        )
+        raise RecordInvalid("status", f"must be one of {', '.join(STRATEGY_STATUSES)}, got {record.status!r}")

@@ -122,9 +122,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
 
     manager: Mapped[User | None] = relationship(remote_side=[id], back_populates="reports")
     reports: Mapped[list[User]] = relationship(back_populates="manager")
-    identities: Mapped[list[UserIdentity]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
-    )
+    identities: Mapped[list[UserIdentity]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     # Flask-Login's user protocol.
     @property
@@ -398,9 +396,7 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "findings"
     __table_args__ = (
         Index("ix_findings_review_owner", "review_id", "owner_id"),
-        CheckConstraint(
-            "rule IN ('tactics_without_strategy', 'stale_strategy')", name="finding_rule"
-        ),
+        CheckConstraint("rule IN ('tactics_without_strategy', 'stale_strategy')", name="finding_rule"),
         CheckConstraint("status IN ('new', 'persisting', 'resolved')", name="finding_status"),
     )
 
