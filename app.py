@@ -60,9 +60,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from web import accounts, admin, api, auth, reviews, strategies
+    from web import accounts, admin, api, auth, reviews, security, strategies
 
-    for module in (auth, accounts, strategies, reviews, admin, api):
+    for module in (security, auth, accounts, strategies, reviews, admin, api):
         module.init_app(app)
 
 
@@ -74,9 +74,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from integrations import cli as integrations_cli
+    from integrations import salesforce_cli
     from jobs import cli as jobs_cli
     from planning import cli as planning_cli
     from web import cli as web_cli
 
-    for module in (integrations_cli, web_cli, planning_cli, jobs_cli):
+    for module in (integrations_cli, salesforce_cli, web_cli, planning_cli, jobs_cli):
         module.init_app(app)

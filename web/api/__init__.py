@@ -1,9 +1,92 @@
-"""Placeholder: filled in by the web foundation."""
+"""The JSON API under /api, described by the OpenAPI document at /api/openapi.json.
+
+Callers authenticate with the session cookie (then unsafe methods need the `X-CSRFToken` header) or
+with `Authorization: Bearer <token>` from `flask --app app users token EMAIL`. Every error is JSON:
+`{"error": {"code": ..., "message": ...}}` with a 4xx status.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any, NoReturn
+
+from apiflask import APIBlueprint
+from apiflask.exceptions import HTTPError
+from flask import Flask, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from extensions import csrf
+
+bp = APIBlueprint("api", __name__, url_prefix="/api")
+
+# Machine-readable codes for the statuses the API answers with.
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "server_error",
+}
+
+
+class ApiError(HTTPError):
+    """An API failure with a stable machine-readable code."""
+
+    def __init__(self, status_code: int, message: str, code: str | None = None, **extra: Any) -> None:
+        super().__init__(status_code, message, extra_data={"code": code or ERROR_CODES.get(status_code)})
+        self.extra = extra
+
+
+def abort_api(status_code: int, message: str, code: str | None = None) -> NoReturn:
+    """Stop the request with a JSON error."""
+    raise ApiError(status_code, message, code)
+
+
+def error_body(status_code: int, message: str, code: str | None = None, detail: Any = None) -> dict[str, Any]:
+    """Build the JSON error body every API failure uses."""
+    error: dict[str, Any] = {"code": code or ERROR_CODES.get(status_code, "error"), "message": message}
+    if detail:
+        error["detail"] = detail
+    return {"error": error}
+
+
+def _uses_bearer_token() -> bool:
+    return request.headers.get("Authorization", "").lower().startswith("bearer ")
+
+
+@bp.before_request
+def require_signed_in_user() -> None:
+    """Refuse anonymous callers, and cookie-authenticated writes without a CSRF token."""
+    if not current_user.is_authenticated:
+        abort_api(401, "Sign in, or send Authorization: Bearer <token>.")
+    if request.method not in {"GET", "HEAD", "OPTIONS"} and not _uses_bearer_token():
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken"))
+        except (ValidationError, CSRFError) as error:
+            abort_api(403, f"CSRF check failed: {error}", "csrf_failed")
 
 
 def init_app(app: Flask) -> None:
-    """Register this module with the app."""
+    """Register the API blueprint, its routes and its JSON error format."""
+    from web.api import accounts, dashboard, links, reviews, strategies  # noqa: F401  (routes on bp)
+
+    csrf.exempt(bp)
+
+    @app.error_processor  # type: ignore[attr-defined]
+    def api_error(error: HTTPError) -> tuple[dict[str, Any], int, dict[str, str]]:
+        code = (error.extra_data or {}).get("code") if isinstance(error.extra_data, dict) else None
+        detail = error.detail if error.detail else None
+        return (
+            error_body(error.status_code, error.message or "", code, detail),
+            error.status_code,
+            error.headers,
+        )
+
+    app.register_blueprint(bp)

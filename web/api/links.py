@@ -1,0 +1,1 @@
+"""Placeholder: routes on `web.api.bp` are added here."""
