@@ -51,7 +51,8 @@ def _local_secret_key(instance: Path) -> str:
 
 
 def register_extensions(app: Flask) -> None:
-    from planning import models  # noqa: F401  (registers the tables on db.metadata)
+    from jobs import models as job_models  # noqa: F401  (registers the tables on db.metadata)
+    from planning import models  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)

@@ -1,0 +1,1 @@
+"""Tables of the job process (filled in with the scheduler work)."""
