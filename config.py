@@ -82,4 +82,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
             "https://app.hubspot.com,https://app-eu1.hubspot.com",
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE"),
+        # Requests carry forms and small JSON bodies; anything larger is refused with a 413.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
     }

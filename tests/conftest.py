@@ -62,6 +62,15 @@ def _migrated(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> No
 @pytest.fixture
 def app(database_url: str, _migrated: None, tmp_path: Path) -> Iterator[Any]:
     app = create_app(_config(database_url, tmp_path))
+
+    # The test keeps one app context open, so requests share its session. In production each request
+    # ends by closing its session; here at least a request that failed must not leave an aborted
+    # transaction behind for the next one (PostgreSQL refuses every statement after an error).
+    @app.teardown_request
+    def _rollback_after_error(error: BaseException | None) -> None:
+        if error is not None:
+            _db.session.rollback()
+
     with app.app_context():
         yield app
         _db.session.remove()

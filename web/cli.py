@@ -1,9 +1,119 @@
-"""Placeholder: filled in by the web foundation."""
+"""The `users` commands: create people, set passwords, issue API tokens, list who is there."""
 
 from __future__ import annotations
 
+import click
 from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from extensions import db
+from planning.models import ApiToken, Role, User
+from web.auth import find_user_by_email, issue_api_token, normalize_email, set_password
+
+users = AppGroup("users", help="Manage StratLink users, passwords and API tokens.")
+
+
+def _user_or_exit(email: str) -> User:
+    user = find_user_by_email(db.session, email)
+    if user is None:
+        raise click.ClickException(f"No user has the email {email!r}. See `flask --app app users list`.")
+    return user
+
+
+@users.command("token")
+@click.argument("email")
+def token_command(email: str) -> None:
+    """Create an API token for EMAIL and print it once."""
+    user = _user_or_exit(email)
+    if not user.active:
+        raise click.ClickException(f"{user.email} is deactivated; a token would not work.")
+    token = issue_api_token(db.session, user)
+    db.session.commit()
+    click.echo(token)
+    click.echo(
+        f"API token for {user.email}. It is shown only this once; send it as "
+        "`Authorization: Bearer <token>`.",
+        err=True,
+    )
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="The person's full name.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.REP.value,
+    show_default=True,
+    help="rep, manager (a manager with no manager is the VP) or admin.",
+)
+@click.option("--manager", "manager_email", help="Email of the person's manager.")
+def create_command(email: str, name: str, role: str, manager_email: str | None) -> None:
+    """Create a user who signs in with EMAIL (set a password with `users set-password`)."""
+    email = normalize_email(email)
+    if "@" not in email:
+        raise click.ClickException(f"{email!r} does not look like an email address.")
+    if find_user_by_email(db.session, email) is not None:
+        raise click.ClickException(f"A user with the email {email!r} already exists.")
+    manager = _user_or_exit(manager_email) if manager_email else None
+    user = User(email=email, name=name.strip(), role=Role(role), manager=manager)
+    db.session.add(user)
+    db.session.commit()
+    reporting = f", reporting to {manager.email}" if manager else ""
+    click.echo(f"Created {user.role.value} {user.name} <{user.email}>{reporting}.")
+
+
+@users.command("set-password")
+@click.argument("email")
+def set_password_command(email: str) -> None:
+    """Set the sign-in password of EMAIL (prompted twice, hidden)."""
+    user = _user_or_exit(email)
+    # Prompt only once the user is known: nobody types a password for a typo.
+    password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        set_password(user, password)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Password set for {user.email}.")
+
+
+@users.command("list")
+def list_command() -> None:
+    """List every user with their role, manager and sign-in methods."""
+    tokens = (
+        select(ApiToken.user_id, func.count(ApiToken.id).label("count")).group_by(ApiToken.user_id).subquery()
+    )
+    manager = aliased(User)
+    rows = db.session.execute(
+        select(User, manager.email, tokens.c.count)
+        .outerjoin(manager, manager.id == User.manager_id)
+        .outerjoin(tokens, tokens.c.user_id == User.id)
+        .order_by(User.role, User.name, User.id)
+    ).all()
+    if not rows:
+        click.echo("No users yet. Load the demo (`flask --app app demo`) or run `users create`.")
+        return
+    header = ("email", "name", "role", "manager", "active", "password", "tokens")
+    lines = [
+        (
+            user.email,
+            user.name,
+            user.role.value,
+            manager_email or "",
+            "yes" if user.active else "no",
+            "yes" if user.password_hash else "no",
+            str(token_count or 0),
+        )
+        for user, manager_email, token_count in rows
+    ]
+    widths = [max(len(line[index]) for line in [header, *lines]) for index in range(len(header))]
+    for line in [header, *lines]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def init_app(app: Flask) -> None:
-    """Register this module with the app."""
+    """Register the `users` command group."""
+    app.cli.add_command(users)
