@@ -1,0 +1,884 @@
+"""The sync engine: batches of normalized records -> upserts, cursors and a sync run.
+
+`run_sync(session, source)` pulls every stream of a source in order, writes each batch with one dialect
+upsert (`INSERT ... ON CONFLICT DO UPDATE`, executed with a list of dicts), records counts and errors on a
+`SyncRun`, and stores each stream's cursor in the same transaction as the batch that carried it, so a
+cursor never gets ahead of the rows it stands for. A record that fails validation or names an unknown
+parent is reported on the run and skipped; the rest of its batch lands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import String, bindparam, func, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from integrations.base import (
+    AccountRecord,
+    ActivityRecord,
+    Batch,
+    OpportunityRecord,
+    Record,
+    RecordError,
+    RecordInvalid,
+    Source,
+    SourceError,
+    StrategyRecord,
+    UserRecord,
+    validate,
+)
+from planning.models import (
+    STRATEGY_FIELDS,
+    Account,
+    Activity,
+    Link,
+    Opportunity,
+    Role,
+    Strategy,
+    StrategyRevision,
+    StrategyStatus,
+    SyncCursor,
+    SyncRun,
+    User,
+    UserIdentity,
+)
+
+Progress = Callable[[str, int], None]
+
+logger = logging.getLogger(__name__)
+
+# A run keeps this many error entries; `failed` still counts every one.
+MAX_STORED_ERRORS = 500
+# CRM id -> row id entries kept per kind of parent; bounded so a 1M-row sync runs in flat memory.
+REFERENCE_CACHE_SIZE = 100_000
+# Keeps `IN (...)` lists below SQLite's bound-parameter limit (32,766) whatever the batch size.
+LOOKUP_CHUNK = 5000
+# Amounts are Numeric(18, 2): anything at or above this does not fit.
+MONEY_LIMIT = Decimal(10) ** 16
+CENT = Decimal("0.01")
+
+_Item = TypeVar("_Item")
+
+
+def run_sync(
+    session: Session,
+    source: Source,
+    *,
+    full: bool = False,
+    batch_size: int = 2000,
+    progress: Progress | None = None,
+) -> SyncRun:
+    """Pull every stream of `source` into the database and return the finished sync run."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise RuntimeError(f"the sync engine supports SQLite and PostgreSQL, not {dialect}")
+    run = SyncRun(
+        source=source.name,
+        full=full,
+        status="running",
+        started_at=datetime.now(UTC),
+        errors=[],
+        cursor_before={},
+        cursor_after={},
+    )
+    session.add(run)
+    session.commit()
+    run_id = run.id
+    engine = _Engine(session, source, run, dialect=dialect, batch_size=batch_size, progress=progress)
+    try:
+        engine.sync_all(full=full)
+    except SourceError as error:
+        engine.fail(str(error))
+        return run
+    except BaseException as error:
+        try:
+            engine.fail(_describe_unexpected(error))
+        except Exception:
+            # The database itself may be what failed; the original error is the one worth raising.
+            logger.exception("could not mark sync run %s as failed", run_id)
+        raise
+    engine.succeed()
+    return run
+
+
+def _describe_unexpected(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error: {type(error).__name__}: {error}"[:1000]
+
+
+def content_hash(values: Iterable[Any]) -> str:
+    """Digest normalized values so that an unchanged record costs no write."""
+    return hashlib.blake2b(repr(tuple(values)).encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class _Tally:
+    """Counts and errors of a run; `checkpoint`/`restore` keep them in step with what was committed."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    errors: list[dict[str, str | None]] = field(default_factory=list)
+    _saved: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    def add_error(self, error: RecordError) -> None:
+        self.failed += 1
+        if len(self.errors) < MAX_STORED_ERRORS:
+            self.errors.append(error.as_dict())
+
+    def checkpoint(self) -> None:
+        self._saved = (self.inserted, self.updated, self.unchanged, self.failed, len(self.errors))
+
+    def restore(self) -> None:
+        self.inserted, self.updated, self.unchanged, self.failed, kept = self._saved
+        del self.errors[kept:]
+
+    def write_to(self, run: SyncRun) -> None:
+        run.inserted = self.inserted
+        run.updated = self.updated
+        run.unchanged = self.unchanged
+        run.failed = self.failed
+        run.errors = list(self.errors)
+
+
+class _References:
+    """Resolve CRM ids of parents (accounts, opportunities, users) to row ids within one source."""
+
+    def __init__(
+        self, session: Session, source: str, dialect: str, limit: int = REFERENCE_CACHE_SIZE
+    ) -> None:
+        self._session = session
+        self._source = source
+        self._dialect = dialect
+        self._limit = limit
+        self._known: dict[str, dict[str, int]] = {"account": {}, "opportunity": {}, "user": {}}
+
+    def prefetch(self, kind: str, external_ids: Iterable[str | None]) -> None:
+        """Look up, in as few queries as possible, the ids of `kind` not cached yet."""
+        known = self._known[kind]
+        missing = {key for key in external_ids if key is not None and key not in known}
+        if not missing:
+            return
+        for chunk in _chunks(sorted(missing), LOOKUP_CHUNK):
+            for external_id, row_id in self._session.execute(self._lookup(kind, chunk)):
+                known[external_id] = row_id
+        if len(known) > self._limit:
+            # Oldest entries first (dicts keep insertion order); they are re-read if needed again.
+            for key in list(islice(known, len(known) - self._limit)):
+                del known[key]
+
+    def _lookup(self, kind: str, external_ids: Sequence[str]) -> Any:
+        if kind == "user":
+            table, column = UserIdentity.__table__, UserIdentity.__table__.c.user_id
+        else:
+            table = Account.__table__ if kind == "account" else Opportunity.__table__
+            column = table.c.id
+        return stored_rows(self._dialect, table, self._source, external_ids, column)
+
+    def required(self, kind: str, external_id: str, field_name: str, label: str) -> int:
+        """Return the row id, or raise `RecordInvalid` naming `field_name` when the parent is unknown."""
+        row_id = self._known[kind].get(external_id)
+        if row_id is None:
+            raise RecordInvalid(field_name, f"unknown {label} {external_id!r}")
+        return row_id
+
+    def optional(self, kind: str, external_id: str | None, field_name: str, label: str) -> int | None:
+        """Like `required`, but no reference at all is fine."""
+        if external_id is None:
+            return None
+        return self.required(kind, external_id, field_name, label)
+
+    def lenient(self, kind: str, external_id: str | None) -> int | None:
+        """Return the row id, or None when the reference is missing or unknown."""
+        if external_id is None:
+            return None
+        return self._known[kind].get(external_id)
+
+
+class _Engine:
+    """One run of one source: the streams, the batches, and the run's bookkeeping."""
+
+    def __init__(
+        self,
+        session: Session,
+        source: Source,
+        run: SyncRun,
+        *,
+        dialect: str,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> None:
+        self.session = session
+        self.source = source
+        self.run = run
+        self.batch_size = batch_size
+        self.progress = progress
+        self.tally = _Tally()
+        self.references = _References(session, source.name, dialect)
+        self.cursors: dict[str, str | None] = {}
+        self.now = datetime.now(UTC)
+        self.dialect = dialect
+        self._upserts: dict[str, Any] = {}
+        # Emails of users whose latest record left the role to us: they become managers if they manage.
+        self._users_without_role: set[str] = set()
+        # CRM ids of the users read in this run: only their records may clear a manager or report errors.
+        self._users_seen: set[str] = set()
+
+    # The run -------------------------------------------------------------------------------------
+
+    def sync_all(self, *, full: bool) -> None:
+        stored = {
+            cursor.stream: cursor.value
+            for cursor in self.session.scalars(
+                select(SyncCursor).where(SyncCursor.source == self.source.name)
+            )
+        }
+        self.cursors = dict(stored)
+        self.run.cursor_before = dict(stored)
+        self.run.cursor_after = dict(stored)
+        self.session.commit()
+        for stream in self.source.streams():
+            handler = self._handler(stream)
+            cursor = None if full else stored.get(stream)
+            for batch in self.source.read(stream, cursor, full=full):
+                self._write_batch(stream, batch, handler)
+            if stream == "users":
+                self._finish_users()
+
+    def succeed(self) -> None:
+        self._finish("partial" if self.tally.failed else "succeeded", self._notes())
+
+    def fail(self, message: str) -> None:
+        self.session.rollback()
+        self.tally.restore()
+        self._finish("failed", message)
+
+    def _finish(self, status: str, message: str | None) -> None:
+        self.tally.write_to(self.run)
+        self.run.status = status
+        self.run.message = message
+        self.run.finished_at = datetime.now(UTC)
+        self.run.cursor_after = dict(self.cursors)
+        report = getattr(self.source, "report", None)
+        self.run.api_usage = getattr(report, "api_usage", None)
+        self.session.commit()
+
+    def _notes(self) -> str | None:
+        report = getattr(self.source, "report", None)
+        notes = list(getattr(report, "notes", None) or [])
+        return "; ".join(notes)[:2000] or None
+
+    def _handler(self, stream: str) -> Callable[[str, Sequence[Record]], None]:
+        handlers: dict[str, Callable[[str, Sequence[Record]], None]] = {
+            "users": self._write_users,
+            "accounts": self._write_accounts,
+            "opportunities": self._write_opportunities,
+            "activities": self._write_activities,
+            "strategies": self._write_strategies,
+        }
+        if stream not in handlers:
+            raise ValueError(f"source {self.source.name!r} yields an unknown stream {stream!r}")
+        return handlers[stream]
+
+    def _write_batch(
+        self, stream: str, batch: Batch, handler: Callable[[str, Sequence[Record]], None]
+    ) -> None:
+        """Write one source batch in chunks of at most batch_size rows; its cursor goes with the last."""
+        records = batch.records
+        starts = list(range(0, len(records), self.batch_size)) or [0]
+        for number, start in enumerate(starts):
+            chunk = records[start : start + self.batch_size]
+            handled = len(chunk)
+            if number == 0:
+                for error in batch.errors:
+                    self.tally.add_error(error)
+                handled += len(batch.errors)
+            if chunk:
+                handler(stream, chunk)
+            last = number == len(starts) - 1
+            self._commit(stream, batch.cursor if last else None)
+            if self.progress is not None:
+                self.progress(stream, handled)
+
+    def _commit(self, stream: str | None = None, cursor: str | None = None) -> None:
+        """Commit the open batch, with the stream's new cursor in the same transaction when there is one."""
+        cursors = dict(self.cursors)
+        if stream is not None and cursor is not None:
+            self._store_cursor(stream, cursor)
+            cursors[stream] = cursor
+        self.tally.write_to(self.run)
+        self.run.cursor_after = cursors
+        self.session.commit()
+        self.cursors = cursors
+        self.tally.checkpoint()
+
+    def _store_cursor(self, stream: str, value: str) -> None:
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        table: Any = SyncCursor.__table__
+        statement = insert(table).values(
+            source=self.source.name, stream=stream, value=value, updated_at=self.now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.source, table.c.stream],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        )
+        self.session.execute(statement)
+
+    def _error(self, stream: str, external_id: str | None, field_name: str | None, message: str) -> None:
+        self.tally.add_error(RecordError(stream, external_id, field_name, message))
+
+    def _valid(self, stream: str, records: Sequence[Record], kind: type[_Item]) -> list[_Item]:
+        """Keep the records that are of the stream's type and pass `validate`; report the others."""
+        kept: list[_Item] = []
+        for record in records:
+            external_id = getattr(record, "external_id", None)
+            if not isinstance(record, kind):
+                self._error(
+                    stream, external_id, None, f"expected a {kind.__name__}, got {type(record).__name__}"
+                )
+                continue
+            try:
+                if not isinstance(external_id, str):
+                    raise RecordInvalid("id", f"must be a string, got {external_id!r}")
+                validate(record)
+                if len(external_id) > 64:
+                    raise RecordInvalid("id", "is longer than 64 characters")
+            except RecordInvalid as error:
+                self._error(stream, external_id, error.field, error.message)
+                continue
+            kept.append(record)
+        return kept
+
+    # Synced tables: accounts, opportunities, activities ------------------------------------------
+
+    def _write_accounts(self, stream: str, records: Sequence[Record]) -> None:
+        accounts = self._valid(stream, records, AccountRecord)
+        self.references.prefetch("user", (record.owner_external_id for record in accounts))
+        self._upsert_synced(stream, Account.__table__, accounts, self._account_row)
+
+    def _account_row(self, record: AccountRecord) -> dict[str, Any]:
+        references = self.references
+        return {
+            "name": _text(record.name, 255),
+            "owner_id": references.optional("user", record.owner_external_id, "owner_id", "owner"),
+            "industry": _text(record.industry, 100),
+            "annual_revenue": _money(record.annual_revenue, "annual_revenue"),
+            "url": _url(record.url),
+            "deleted": record.deleted,
+        }
+
+    def _write_opportunities(self, stream: str, records: Sequence[Record]) -> None:
+        opportunities = self._valid(stream, records, OpportunityRecord)
+        self.references.prefetch("account", (record.account_external_id for record in opportunities))
+        self.references.prefetch("user", (record.owner_external_id for record in opportunities))
+        self._upsert_synced(stream, Opportunity.__table__, opportunities, self._opportunity_row)
+
+    def _opportunity_row(self, record: OpportunityRecord) -> dict[str, Any]:
+        references = self.references
+        return {
+            "account_id": references.required("account", record.account_external_id, "account_id", "account"),
+            "owner_id": references.optional("user", record.owner_external_id, "owner_id", "owner"),
+            "name": _text(record.name, 255),
+            "stage": _text(record.stage, 100),
+            "amount": _money(record.amount, "amount"),
+            "close_date": record.close_date,
+            "is_closed": record.is_closed,
+            "is_won": record.is_won,
+            "url": _url(record.url),
+            "deleted": record.deleted,
+        }
+
+    def _write_activities(self, stream: str, records: Sequence[Record]) -> None:
+        activities = self._valid(stream, records, ActivityRecord)
+        references = self.references
+        references.prefetch("account", (record.account_external_id for record in activities))
+        references.prefetch("user", (record.owner_external_id for record in activities))
+        references.prefetch("opportunity", (record.opportunity_external_id for record in activities))
+        self._upsert_synced(stream, Activity.__table__, activities, self._activity_row)
+
+    def _activity_row(self, record: ActivityRecord) -> dict[str, Any]:
+        references = self.references
+        return {
+            "account_id": references.required("account", record.account_external_id, "account_id", "account"),
+            "owner_id": references.optional("user", record.owner_external_id, "owner_id", "owner"),
+            # An activity may point at a deal we never sync (closed long ago, another pipeline): no error.
+            "opportunity_id": references.lenient("opportunity", record.opportunity_external_id),
+            "kind": record.kind,
+            "direction": record.direction,
+            "occurred_at": _utc(record.occurred_at),
+            "subject": _text(record.subject, 500),
+            "url": _url(record.url),
+            "deleted": record.deleted,
+        }
+
+    def _upsert_synced(
+        self,
+        stream: str,
+        table: Any,
+        records: Sequence[Any],
+        build: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        """Classify the records against what is stored, then write the new and changed ones at once."""
+        candidates: dict[str, tuple[dict[str, Any], datetime | None]] = {}
+        for record in records:
+            try:
+                row = build(record)
+            except RecordInvalid as error:
+                self._error(stream, record.external_id, error.field, error.message)
+                continue
+            modified_at = _utc(record.modified_at) if record.modified_at is not None else None
+            earlier = candidates.get(record.external_id)
+            if earlier is not None:
+                # The same record twice in one batch: one statement cannot touch a row twice on PostgreSQL.
+                self.tally.unchanged += 1
+                if _older(modified_at, earlier[1]):
+                    continue
+            candidates[record.external_id] = (row, modified_at)
+        if not candidates:
+            return
+
+        stored: dict[str, tuple[str | None, datetime | None]] = {}
+        columns = (table.c.content_hash, table.c.crm_modified_at)
+        for chunk in _chunks(list(candidates), LOOKUP_CHUNK):
+            statement = stored_rows(self.dialect, table, self.source.name, chunk, *columns)
+            for external_id, digest, modified_at in self.session.execute(statement):
+                stored[external_id] = (digest, modified_at)
+
+        source = self.source.name
+        now = self.now
+        writes: list[dict[str, Any]] = []
+        for external_id, (row, modified_at) in candidates.items():
+            digest = content_hash(row.values())
+            previous = stored.get(external_id)
+            if previous is None:
+                self.tally.inserted += 1
+            elif previous[0] == digest or _older(modified_at, previous[1]):
+                # Same content, or an out-of-order older version: the stored row stays as it is.
+                self.tally.unchanged += 1
+                continue
+            else:
+                self.tally.updated += 1
+            row["source"] = source
+            row["external_id"] = external_id
+            row["content_hash"] = digest
+            row["crm_modified_at"] = modified_at
+            row["synced_at"] = now
+            writes.append(row)
+        if writes:
+            self.session.execute(self._upsert(table), writes)
+
+    def _upsert(self, table: Any) -> Any:
+        """Build (once per table) the dialect upsert that never lets an older version overwrite a newer."""
+        statement = self._upserts.get(table.name)
+        if statement is None:
+            statement = upsert_statement(self.dialect, table)
+            self._upserts[table.name] = statement
+        return statement
+
+    # Users ---------------------------------------------------------------------------------------
+
+    def _write_users(self, stream: str, records: Sequence[Record]) -> None:
+        users = self._valid(stream, records, UserRecord)
+        latest: dict[str, UserRecord] = {}
+        for record in users:
+            earlier = latest.get(record.external_id)
+            if earlier is not None:
+                self.tally.unchanged += 1
+                if _older(record.modified_at, earlier.modified_at):
+                    continue
+            latest[record.external_id] = record
+        if not latest:
+            return
+        session = self.session
+        identities = {
+            identity.external_id: identity
+            for identity in session.scalars(
+                select(UserIdentity).where(
+                    UserIdentity.source == self.source.name, UserIdentity.external_id.in_(list(latest))
+                )
+            )
+        }
+        emails = {record.email.strip().lower() for record in latest.values()}
+        by_email = {
+            user.email.lower(): user
+            for user in session.scalars(select(User).where(func.lower(User.email).in_(emails)))
+        }
+        for record in latest.values():
+            self._write_user(stream, record, identities.get(record.external_id), by_email)
+        session.flush()
+
+    def _write_user(
+        self, stream: str, record: UserRecord, identity: UserIdentity | None, by_email: dict[str, User]
+    ) -> None:
+        email = record.email.strip().lower()
+        name = _text(record.name, 200) or ""
+        digest = content_hash((email, name, record.role, record.manager_external_id, record.active))
+        modified_at = _utc(record.modified_at) if record.modified_at is not None else None
+        if len(email) > 320:
+            self._error(stream, record.external_id, "email", "is longer than 320 characters")
+            return
+        if identity is not None:
+            self._users_seen.add(record.external_id)
+            if identity.content_hash == digest or _older(modified_at, identity.crm_modified_at):
+                if identity.content_hash == digest and record.role is None:
+                    self._users_without_role.add(identity.user.email.lower())
+                self.tally.unchanged += 1
+                return
+            user = identity.user
+            if user.email != email:
+                holder = by_email.get(email)
+                if holder is not None and holder is not user:
+                    self._error(
+                        stream, record.external_id, "email", f"{email!r} already belongs to another user"
+                    )
+                    return
+                user.email = email
+                by_email[email] = user
+            self.tally.updated += 1
+        else:
+            found = by_email.get(email)
+            if found is None:
+                found = User(email=email, name=name, role=Role(record.role or Role.REP), active=record.active)
+                self.session.add(found)
+                by_email[email] = found
+            user = found
+            identity = UserIdentity(user=user, source=self.source.name, external_id=record.external_id)
+            self.session.add(identity)
+            self._users_seen.add(record.external_id)
+            self.tally.inserted += 1
+        user.name = name
+        if record.role is not None and user.role != Role.ADMIN:
+            user.role = Role(record.role)
+        if user.role != Role.ADMIN:
+            # A CRM deactivation means the person left; an admin keeps access to fix things.
+            user.active = record.active
+        identity.manager_external_id = record.manager_external_id
+        identity.content_hash = digest
+        identity.crm_modified_at = modified_at
+        identity.synced_at = self.now
+        if record.role is None:
+            self._users_without_role.add(email)
+        else:
+            self._users_without_role.discard(email)
+
+    def _finish_users(self) -> None:
+        """Set each user's manager from the CRM ids, then make managers of role-less users who manage."""
+        session = self.session
+        identities = list(
+            session.scalars(select(UserIdentity).where(UserIdentity.source == self.source.name))
+        )
+        user_of = {identity.external_id: identity.user_id for identity in identities}
+        users = {
+            user.id: user for user in session.scalars(select(User).where(User.id.in_(set(user_of.values()))))
+        }
+        for identity in identities:
+            seen = identity.external_id in self._users_seen
+            manager_external_id = identity.manager_external_id
+            user = users[identity.user_id]
+            if manager_external_id is None:
+                # Only a record read in this run may clear a manager; others keep what they have.
+                if seen:
+                    user.manager_id = None
+                continue
+            manager_id = user_of.get(manager_external_id)
+            if manager_id is None or manager_id == user.id:
+                if seen:
+                    message = (
+                        f"unknown manager {manager_external_id!r}"
+                        if manager_id is None
+                        else "a user cannot be their own manager"
+                    )
+                    self._error("users", identity.external_id, "manager_id", message)
+                continue
+            user.manager_id = manager_id
+        managing = {user.manager_id for user in users.values() if user.manager_id is not None}
+        for user in users.values():
+            if (
+                user.id in managing
+                and user.role == Role.REP
+                and user.email.lower() in self._users_without_role
+            ):
+                user.role = Role.MANAGER
+        self._commit()
+
+    # Strategies (import files and the demo only; CRMs do not hold them) --------------------------
+
+    def _write_strategies(self, stream: str, records: Sequence[Record]) -> None:
+        strategies = self._valid(stream, records, StrategyRecord)
+        latest = {record.external_id: record for record in strategies}
+        self.tally.unchanged += len(strategies) - len(latest)
+        if not latest:
+            return
+        session = self.session
+        source = self.source.name
+        self.references.prefetch("account", (record.account_external_id for record in latest.values()))
+        self.references.prefetch("user", (record.author_external_id for record in latest.values()))
+        existing = {
+            strategy.external_id: strategy
+            for strategy in session.scalars(
+                select(Strategy).where(Strategy.source == source, Strategy.external_id.in_(list(latest)))
+            )
+        }
+        current_links: dict[int, dict[int, Link]] = {strategy.id: {} for strategy in existing.values()}
+        if current_links:
+            for found in session.scalars(select(Link).where(Link.strategy_id.in_(list(current_links)))):
+                current_links[found.strategy_id][found.activity_id] = found
+        activity_ids = {key for record in latest.values() for key in record.activity_external_ids}
+        activities: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(sorted(activity_ids), LOOKUP_CHUNK):
+            statement = stored_rows(
+                self.dialect, Activity.__table__, source, chunk, Activity.id, Activity.account_id
+            )
+            for external_id, activity_id, account_id in session.execute(statement):
+                activities[external_id] = (activity_id, account_id)
+        serving: dict[int, int] = {}
+        found_ids = [activity_id for activity_id, _ in activities.values()]
+        for id_chunk in _chunks(found_ids, LOOKUP_CHUNK):
+            statement = select(Link.activity_id, Link.strategy_id).where(Link.activity_id.in_(id_chunk))
+            serving.update(
+                {activity_id: strategy_id for activity_id, strategy_id in session.execute(statement)}
+            )
+        links = _LinkIndex(activities, serving, current_links)
+        for record in latest.values():
+            try:
+                account_id = self.references.required(
+                    "account", record.account_external_id, "account_id", "account"
+                )
+                author_id = self.references.optional("user", record.author_external_id, "author_id", "author")
+            except RecordInvalid as error:
+                self._error(stream, record.external_id, error.field, error.message)
+                continue
+            strategy = existing.get(record.external_id)
+            if strategy is None:
+                strategy = self._create_strategy(record, account_id, author_id)
+                self._replace_links(stream, record, strategy, links)
+                self.tally.inserted += 1
+                continue
+            changed = self._update_strategy(record, strategy, account_id, author_id)
+            if self._replace_links(stream, record, strategy, links) or changed:
+                self.tally.updated += 1
+            else:
+                self.tally.unchanged += 1
+        session.flush()
+
+    def _create_strategy(self, record: StrategyRecord, account_id: int, author_id: int | None) -> Strategy:
+        """Add a version-1 strategy and its first revision, listing every field the record sets."""
+        strategy = Strategy(
+            source=self.source.name,
+            external_id=record.external_id,
+            account_id=account_id,
+            author_id=author_id,
+            version=1,
+            created_at=self.now,
+            updated_at=self.now,
+            **_strategy_values(record),
+        )
+        self.session.add(strategy)
+        self.session.flush()
+        snapshot = strategy_snapshot(strategy)
+        fields_set = [name for name in STRATEGY_FIELDS if snapshot[name] not in (None, "")]
+        self._add_revision(strategy, fields_set, snapshot, author_id)
+        return strategy
+
+    def _update_strategy(
+        self, record: StrategyRecord, strategy: Strategy, account_id: int, author_id: int | None
+    ) -> bool:
+        """Apply a re-imported record; a change to the text, dates or status makes a new version."""
+        values = _strategy_values(record)
+        changed = [name for name, value in values.items() if getattr(strategy, name) != value]
+        moved = strategy.account_id != account_id or strategy.author_id != author_id
+        strategy.account_id = account_id
+        strategy.author_id = author_id
+        if changed:
+            for name in changed:
+                setattr(strategy, name, values[name])
+            strategy.version += 1
+            strategy.updated_at = self.now
+            self._add_revision(strategy, changed, strategy_snapshot(strategy), author_id)
+        return bool(changed) or moved
+
+    def _add_revision(
+        self, strategy: Strategy, changed: list[str], snapshot: dict[str, Any], author_id: int | None
+    ) -> None:
+        self.session.add(
+            StrategyRevision(
+                strategy_id=strategy.id,
+                version=strategy.version,
+                author_id=author_id,
+                created_at=self.now,
+                changed_fields=changed,
+                snapshot=snapshot,
+            )
+        )
+
+    def _replace_links(
+        self, stream: str, record: StrategyRecord, strategy: Strategy, links: _LinkIndex
+    ) -> bool:
+        """Make the strategy's links exactly the record's activities; return whether anything changed."""
+        wanted: set[int] = set()
+        for activity_external_id in dict.fromkeys(record.activity_external_ids):
+            found = links.activities.get(activity_external_id)
+            if found is None:
+                message = f"unknown activity {activity_external_id!r}"
+            elif found[1] != strategy.account_id:
+                message = f"activity {activity_external_id!r} belongs to another account"
+            elif links.serving.get(found[0], strategy.id) != strategy.id:
+                message = f"activity {activity_external_id!r} already serves another strategy"
+            else:
+                wanted.add(found[0])
+                continue
+            self._error(stream, record.external_id, "activity_ids", message)
+        current = links.current.setdefault(strategy.id, {})
+        dropped = [activity_id for activity_id in current if activity_id not in wanted]
+        for activity_id in dropped:
+            self.session.delete(current.pop(activity_id))
+            links.serving.pop(activity_id, None)
+        if dropped:
+            # Deletes must reach the database before another strategy may take these activities.
+            self.session.flush()
+        added = [activity_id for activity_id in wanted if activity_id not in current]
+        for activity_id in added:
+            new_link = Link(
+                activity_id=activity_id,
+                strategy_id=strategy.id,
+                created_by_id=strategy.author_id,
+                created_at=self.now,
+            )
+            self.session.add(new_link)
+            current[activity_id] = new_link
+            links.serving[activity_id] = strategy.id
+        return bool(dropped or added)
+
+
+@dataclass
+class _LinkIndex:
+    """What one chunk of strategies needs to know about activities and their links."""
+
+    activities: dict[str, tuple[int, int]]  # CRM id -> (activity id, account id)
+    serving: dict[int, int]  # activity id -> the strategy it serves
+    current: dict[int, dict[int, Link]]  # strategy id -> its links by activity id
+
+
+def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
+    return {
+        "objective": record.objective,
+        "customer_view": record.customer_view,
+        "approach": record.approach,
+        "success_measure": record.success_measure,
+        "target_date": record.target_date,
+        "review_date": record.review_date,
+        "status": StrategyStatus(record.status),
+    }
+
+
+def strategy_snapshot(strategy: Strategy) -> dict[str, Any]:
+    """The strategy's STRATEGY_FIELDS as stored in a revision: dates as ISO strings, status as text."""
+    snapshot: dict[str, Any] = {}
+    for name in STRATEGY_FIELDS:
+        value = getattr(strategy, name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, StrategyStatus):
+            value = value.value
+        snapshot[name] = value
+    return snapshot
+
+
+def upsert_statement(dialect: str, table: Any) -> Any:
+    """`INSERT ... ON CONFLICT (source, external_id) DO UPDATE` unless the stored row is newer."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    excluded = statement.excluded
+    keys = {"id", "source", "external_id"}
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.source, table.c.external_id],
+        set_={column.name: excluded[column.name] for column in table.c if column.name not in keys},
+        where=or_(
+            table.c.crm_modified_at.is_(None),
+            excluded.crm_modified_at.is_(None),
+            table.c.crm_modified_at <= excluded.crm_modified_at,
+        ),
+    )
+
+
+def stored_rows(dialect: str, table: Any, source: str, external_ids: Sequence[str], *columns: Any) -> Any:
+    """Select `(external_id, *columns)` of the source's rows whose CRM id is among `external_ids`.
+
+    On PostgreSQL each id is looked up through a LATERAL subquery on the unique (source, external_id)
+    index. A plain `source = :s AND external_id IN (...)` lets the planner, while a freshly loaded
+    table has no statistics yet, scan every row of the source and filter: quadratic over a big
+    initial sync. An equality on every column of a unique index is planned as one index probe per id.
+    """
+    if dialect != "postgresql":
+        return select(table.c.external_id, *columns).where(
+            table.c.source == source, table.c.external_id.in_(external_ids)
+        )
+    wanted = (
+        func.unnest(bindparam(None, list(external_ids), type_=postgresql.ARRAY(String)))
+        .table_valued("external_id")
+        .render_derived(name="wanted")
+    )
+    found = (
+        select(*columns)
+        .where(table.c.source == source, table.c.external_id == wanted.c.external_id)
+        .limit(1)
+        .lateral("found")
+    )
+    return select(wanted.c.external_id, *(found.c[column.name] for column in columns)).join_from(
+        wanted, found, true()
+    )
+
+
+def _older(candidate: datetime | None, reference: datetime | None) -> bool:
+    """Whether `candidate` is known to be strictly older than `reference`."""
+    return candidate is not None and reference is not None and candidate < reference
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    """Fit free text to its column: PostgreSQL refuses NUL characters and over-long values."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
+
+def _url(value: str | None) -> str | None:
+    if value is not None and len(value) > 500:
+        raise RecordInvalid("url", "is longer than 500 characters")
+    return value
+
+
+def _money(value: Decimal | None, field_name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        if not value.is_finite() or abs(value) >= MONEY_LIMIT:
+            raise RecordInvalid(field_name, "must be a finite number below 10^16")
+        return value.quantize(CENT)
+    except InvalidOperation as error:
+        raise RecordInvalid(field_name, "is not a number") from error
+
+
+def _chunks(items: Sequence[_Item], size: int) -> Iterator[Sequence[_Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,594 @@
+"""The sync engine against an in-memory source: upserts, ordering, references, cursors, users, strategies."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, select
+
+from integrations.base import (
+    AccountRecord,
+    ActivityRecord,
+    Batch,
+    OpportunityRecord,
+    RecordError,
+    SourceRateLimited,
+    StrategyRecord,
+    UserRecord,
+)
+from integrations.sync import MAX_STORED_ERRORS, run_sync, upsert_statement
+from planning.models import (
+    Account,
+    Activity,
+    Link,
+    Opportunity,
+    Role,
+    Strategy,
+    StrategyRevision,
+    SyncCursor,
+    SyncRun,
+    User,
+    UserIdentity,
+)
+from tests.factories import make_user, utc
+from tests.integrations.conftest import MemorySource, memory_source
+
+REP = UserRecord("U3", "rita@example.com", "Rita Rep", role="rep", manager_external_id="U2")
+MANAGER = UserRecord("U2", "mo@example.com", "Mo Manager", role="manager", manager_external_id="U1")
+VP = UserRecord("U1", "vera@example.com", "Vera VP", role="manager")
+ACME = AccountRecord("A1", "Acme Corp", owner_external_id="U3", industry="Manufacturing")
+GLOBEX = AccountRecord("A2", "Globex", owner_external_id="U3", annual_revenue=Decimal("12000000"))
+DEAL = OpportunityRecord(
+    "O1", "A1", "Acme expansion", owner_external_id="U3", stage="Proposal", amount=Decimal(50000),
+    close_date=date(2026, 12, 15),
+)  # fmt: skip
+
+
+def call(external_id: str, account: str = "A1", **fields: object) -> ActivityRecord:
+    values: dict[str, object] = {
+        "owner_external_id": "U3",
+        "direction": "outbound",
+        "subject": f"Call {external_id}",
+        "occurred_at": utc(2026, 10, 20, 14),
+    }
+    values.update(fields)
+    return ActivityRecord(external_id, account, "call", **values)  # type: ignore[arg-type]
+
+
+def org(**streams: object) -> MemorySource:
+    """The three users, two accounts and a deal, plus whatever the test adds."""
+    base: dict[str, object] = {
+        "users": [VP, MANAGER, REP],
+        "accounts": [ACME, GLOBEX],
+        "opportunities": [DEAL],
+    }
+    base.update(streams)
+    return memory_source(**base)
+
+
+def state(db) -> list[tuple]:
+    rows = db.execute(
+        select(
+            Activity.external_id, Activity.account_id, Activity.owner_id, Activity.subject, Activity.deleted
+        ).order_by(Activity.external_id)
+    ).all()
+    accounts = db.execute(
+        select(Account.external_id, Account.name, Account.owner_id).order_by(Account.id)
+    ).all()
+    return [*rows, *accounts]
+
+
+def linked(db) -> dict[str, str]:
+    statement = (
+        select(Activity.external_id, Strategy.external_id)
+        .select_from(Link)
+        .join(Activity, Link.activity_id == Activity.id)
+        .join(Strategy, Link.strategy_id == Strategy.id)
+    )
+    return dict(db.execute(statement).all())
+
+
+def test_the_same_batch_twice_gives_the_same_state(db):
+    activities = [call("T1"), call("T2", "A2", opportunity_external_id="O1")]
+    first = run_sync(db, org(activities=activities))
+    before = state(db)
+    synced_at = db.scalar(select(Activity.synced_at).where(Activity.external_id == "T1"))
+
+    second = run_sync(db, org(activities=activities))
+
+    assert (first.status, first.inserted, first.updated, first.unchanged, first.failed) == (
+        "succeeded", 8, 0, 0, 0
+    )  # fmt: skip
+    assert (second.status, second.inserted, second.updated, second.unchanged) == ("succeeded", 0, 0, 8)
+    assert state(db) == before
+    # Unchanged rows are not written at all.
+    assert db.scalar(select(Activity.synced_at).where(Activity.external_id == "T1")) == synced_at
+
+
+def test_records_land_with_their_references_resolved(db):
+    run_sync(db, org(activities=[call("T1", opportunity_external_id="O1")]))
+    activity = db.scalars(select(Activity)).one()
+    assert activity.account.name == "Acme Corp"
+    assert activity.owner.email == "rita@example.com"
+    assert activity.opportunity_id == db.scalar(select(Opportunity.id))
+    assert (activity.kind, activity.direction, activity.occurred_at) == (
+        "call",
+        "outbound",
+        utc(2026, 10, 20, 14),
+    )
+    assert db.scalar(select(Account.annual_revenue).where(Account.external_id == "A2")) == Decimal("12000000")
+
+
+def test_a_changed_record_is_updated_in_place(db):
+    run_sync(db, org(activities=[call("T1")]))
+    run = run_sync(db, org(activities=[call("T1", subject="Pricing objection follow-up")]))
+    assert (run.inserted, run.updated, run.unchanged) == (0, 1, 6)
+    assert db.scalars(select(Activity.subject)).all() == ["Pricing objection follow-up"]
+
+
+def test_an_older_version_arriving_later_never_overwrites_the_newer(db):
+    newer = call("T1", subject="newer", modified_at=utc(2026, 10, 21))
+    older = call("T1", subject="older", modified_at=utc(2026, 10, 20))
+
+    run = run_sync(db, org(activities=[[newer], [older]]))
+
+    assert (run.inserted, run.updated, run.unchanged) == (7, 0, 0 + 1)
+    assert db.scalars(select(Activity.subject)).all() == ["newer"]
+    # The other order: the newer version replaces the older one.
+    run = run_sync(
+        db, org(activities=[[call("T1", subject="newest", modified_at=utc(2026, 10, 22))], [older]])
+    )
+    assert (run.updated, db.scalars(select(Activity.subject)).all()) == (1, ["newest"])
+
+
+def test_the_upsert_itself_refuses_an_older_version(db):
+    run_sync(db, org(activities=[call("T1", subject="newer", modified_at=utc(2026, 10, 21))]))
+    row = {
+        column.name: getattr(db.scalars(select(Activity)).one(), column.name)
+        for column in Activity.__table__.c
+        if column.name != "id"
+    }
+    replay = dict(row, subject="older", crm_modified_at=utc(2026, 10, 20), content_hash="x")
+    # A concurrent writer that classified before us: the statement's own WHERE keeps the newer row.
+    db.execute(upsert_statement(db.get_bind().dialect.name, Activity.__table__), [replay])
+    db.commit()
+    db.expire_all()
+    assert db.scalars(select(Activity.subject)).all() == ["newer"]
+
+
+def test_the_same_record_twice_in_one_batch_keeps_the_newer(db):
+    records = [
+        call("T1", subject="newer", modified_at=utc(2026, 10, 21)),
+        call("T1", subject="older", modified_at=utc(2026, 10, 20)),
+    ]
+    run = run_sync(db, org(activities=records))
+    assert db.scalars(select(Activity.subject)).all() == ["newer"]
+    assert (run.inserted, run.unchanged) == (7, 1)
+
+
+def test_unknown_references_are_reported_and_skipped_while_the_rest_land(db):
+    run = run_sync(
+        db,
+        org(
+            accounts=[ACME, GLOBEX, AccountRecord("A3", "Initech", owner_external_id="U9")],
+            opportunities=[DEAL, OpportunityRecord("O2", "A9", "Ghost deal")],
+            activities=[
+                call("T1"),
+                call("T2", "A9"),
+                call("T3", owner_external_id="U9"),
+                call("T4", opportunity_external_id="O9"),
+            ],
+        ),
+    )
+    assert run.status == "partial"
+    assert (run.inserted, run.failed) == (3 + 2 + 1 + 2, 4)
+    assert run.errors == [
+        {"stream": "accounts", "external_id": "A3", "field": "owner_id", "message": "unknown owner 'U9'"},
+        {
+            "stream": "opportunities",
+            "external_id": "O2",
+            "field": "account_id",
+            "message": "unknown account 'A9'",
+        },
+        {
+            "stream": "activities",
+            "external_id": "T2",
+            "field": "account_id",
+            "message": "unknown account 'A9'",
+        },
+        {"stream": "activities", "external_id": "T3", "field": "owner_id", "message": "unknown owner 'U9'"},
+    ]
+    landed = dict(db.execute(select(Activity.external_id, Activity.opportunity_id)).all())
+    # An unknown opportunity is not an error: the activity lands without it.
+    assert landed == {"T1": None, "T4": None}
+
+
+def test_invalid_records_are_reported_with_their_field(db):
+    bad = ActivityRecord("T2", "A1", "fax", occurred_at=utc(2026, 10, 20))
+    run = run_sync(db, org(activities=[call("T1"), bad, call("T3", direction="sideways")]))
+    assert run.status == "partial"
+    assert [(error["external_id"], error["field"]) for error in run.errors] == [
+        ("T2", "kind"),
+        ("T3", "direction"),
+    ]
+    assert run.errors[0]["message"] == "must be one of call, email, meeting, task, note, contract, got 'fax'"
+    assert db.scalars(select(Activity.external_id)).all() == ["T1"]
+
+
+def test_errors_reported_by_the_source_are_recorded_and_counted(db):
+    error = RecordError("activities", "T9", "occurred_at", "'yesterday' is not an ISO 8601 time")
+    run = run_sync(db, org(activities=[Batch("activities", [call("T1")], errors=[error])]))
+    assert run.failed == 1
+    assert run.errors == [error.as_dict()]
+
+
+def test_a_deleted_record_keeps_its_row_and_its_link(db):
+    strategy = StrategyRecord("S1", "A1", "U3", objective="Win the plant", activity_external_ids=("T1",))
+    run_sync(db, org(activities=[call("T1")], strategies=[strategy]))
+
+    run = run_sync(db, org(activities=[call("T1", deleted=True)]))
+
+    assert run.updated == 1
+    activity = db.scalars(select(Activity)).one()
+    assert activity.deleted is True
+    assert activity.link is not None and activity.link.strategy.external_id == "S1"
+
+
+def test_a_cursor_is_stored_only_after_its_batch_commits(db):
+    run_sync(db, org())
+    source = MemorySource(
+        activities=[
+            Batch("activities", [call("T1"), call("T2")], cursor="2026-10-20T14:00:00Z/T2"),
+            SourceRateLimited("the CRM's API budget ran out"),
+        ]
+    )
+
+    run = run_sync(db, source)
+
+    assert (run.status, run.message) == ("failed", "the CRM's API budget ran out")
+    assert run.finished_at is not None
+    assert run.inserted == 2
+    assert run.cursor_after == {"activities": "2026-10-20T14:00:00Z/T2"}
+    assert db.scalars(select(Activity.external_id).order_by(Activity.external_id)).all() == ["T1", "T2"]
+    assert db.get(SyncCursor, ("file", "activities")).value == "2026-10-20T14:00:00Z/T2"
+
+    # The next run resumes where the committed batch left off.
+    retry = MemorySource(activities=[Batch("activities", [call("T3")], cursor="2026-10-21T09:00:00Z/T3")])
+    run = run_sync(db, retry)
+    assert retry.reads == [("activities", "2026-10-20T14:00:00Z/T2", False)]
+    assert (run.cursor_before, run.cursor_after) == (
+        {"activities": "2026-10-20T14:00:00Z/T2"},
+        {"activities": "2026-10-21T09:00:00Z/T3"},
+    )
+
+
+def test_a_batch_that_fails_to_write_leaves_the_cursor_where_it_was(db):
+    run_sync(db, org())
+    source = MemorySource(
+        activities=[
+            Batch("activities", [call("T1")], cursor="c1"),
+            Batch("activities", [call("T2")], cursor="c2"),
+        ]
+    )
+    calls = []
+
+    def progress(stream: str, handled: int) -> None:
+        calls.append((stream, handled))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_sync(db, source, progress=progress)
+    run = db.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+    assert run.status == "failed"
+    assert run.message == "internal error: RuntimeError: disk full"
+    # The second batch had committed before the progress callback failed: its cursor stands.
+    assert db.get(SyncCursor, ("file", "activities")).value == "c2"
+
+
+def test_an_unexpected_error_rolls_back_the_open_batch_and_is_raised(db):
+    run_sync(db, org())
+
+    class Broken(MemorySource):
+        def read(self, stream, cursor, *, full):
+            yield Batch(stream, [call("T1")], cursor="c1")
+            yield Batch(stream, [call("T2")], cursor="c2")
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        run_sync(db, Broken(activities=[]))
+    run = db.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+    assert (run.status, run.inserted) == ("failed", 2)
+    assert run.message == "internal error: KeyError: 'boom'"
+    assert db.get(SyncCursor, ("file", "activities")).value == "c2"
+
+
+def test_a_full_sync_reads_from_the_start_but_keeps_track_of_cursors(db):
+    run_sync(db, org(activities=[Batch("activities", [call("T1")], cursor="c1")]))
+    source = org(activities=[Batch("activities", [call("T1")], cursor="c2")])
+
+    run = run_sync(db, source, full=True)
+
+    assert ("activities", None, True) in source.reads
+    assert run.full is True
+    assert (run.cursor_before, run.cursor_after) == ({"activities": "c1"}, {"activities": "c2"})
+
+
+def test_big_source_batches_are_written_in_chunks_of_batch_size(db):
+    run_sync(db, org())
+    statements: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO ACTIVITIES"):
+            statements.append(len(parameters) if executemany else 1)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        progress: list[tuple[str, int]] = []
+        source = MemorySource(activities=[[call(f"T{n:02d}") for n in range(25)], [call("T99")]])
+        run = run_sync(db, source, batch_size=10, progress=lambda stream, n: progress.append((stream, n)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert run.inserted == 26
+    assert progress == [("activities", 10), ("activities", 10), ("activities", 5), ("activities", 1)]
+    # SQLite runs one executemany per chunk; psycopg may split it further, never merge chunks.
+    assert sum(statements) == 26
+    assert max(statements) <= 10
+
+
+def test_only_500_errors_are_kept_but_all_are_counted(db):
+    run_sync(db, org())
+    records = [call(f"T{n}", "A9") for n in range(MAX_STORED_ERRORS + 20)]
+    run = run_sync(db, MemorySource(activities=[records]))
+    assert run.failed == MAX_STORED_ERRORS + 20
+    assert len(run.errors) == MAX_STORED_ERRORS
+    assert run.status == "partial"
+
+
+def test_the_sources_api_usage_and_notes_are_recorded(db):
+    source = org()
+    source.report.api_usage = "1520/15000"
+    source.report.notes.append("skipped 3 archived calls")
+    run = run_sync(db, source)
+    assert (run.api_usage, run.message) == ("1520/15000", "skipped 3 archived calls")
+
+
+def test_an_unknown_stream_fails_the_run(db):
+    with pytest.raises(ValueError, match="unknown stream 'contacts'"):
+        run_sync(db, MemorySource(contacts=[]))
+
+
+def test_a_crm_sync_never_touches_strategies_written_in_the_app(db):
+    run_sync(db, org(activities=[call("T1")], strategies=[StrategyRecord("S1", "A1", objective="Imported")]))
+    account = db.scalars(select(Account).where(Account.external_id == "A1")).one()
+    db.add(Strategy(account=account, objective="Written in StratLink"))
+    db.commit()
+
+    run_sync(db, MemorySource("salesforce", accounts=[[ACME]], activities=[[call("T1")]]))
+
+    assert sorted(db.scalars(select(Strategy.objective))) == ["Imported", "Written in StratLink"]
+
+
+# Users ---------------------------------------------------------------------------------------------
+
+
+def test_users_get_their_manager_from_the_crm_ids(db):
+    run = run_sync(db, memory_source(users=[REP, MANAGER, VP]))
+    users = {user.email: user for user in db.scalars(select(User))}
+    assert run.inserted == 3
+    assert users["rita@example.com"].manager is users["mo@example.com"]
+    assert users["mo@example.com"].manager is users["vera@example.com"]
+    assert users["vera@example.com"].manager is None
+    assert {identity.external_id for identity in users["rita@example.com"].identities} == {"U3"}
+
+
+def test_users_are_matched_by_email_whatever_its_case(db):
+    existing = make_user(db, email="Rita@Example.com", role=Role.REP)
+    db.commit()
+    run_sync(db, memory_source(users=[UserRecord("U3", "rita@EXAMPLE.com", "Rita R.")]))
+    user = db.scalars(select(User)).one()
+    assert user.id == existing.id
+    assert user.name == "Rita R."
+    assert db.scalars(select(UserIdentity.external_id)).all() == ["U3"]
+
+
+def test_a_user_without_a_role_who_manages_someone_becomes_a_manager(db):
+    records = [
+        UserRecord("U1", "vera@example.com", "Vera VP"),
+        UserRecord("U2", "mo@example.com", "Mo", manager_external_id="U1"),
+        UserRecord("U3", "rita@example.com", "Rita", manager_external_id="U2"),
+    ]
+    run_sync(db, memory_source(users=records))
+    roles = dict(db.execute(select(User.email, User.role)).all())
+    assert roles == {
+        "vera@example.com": Role.MANAGER,
+        "mo@example.com": Role.MANAGER,
+        "rita@example.com": Role.REP,
+    }
+    # Running again (all unchanged) keeps the derived roles.
+    run = run_sync(db, memory_source(users=records))
+    assert run.unchanged == 3
+    assert dict(db.execute(select(User.email, User.role)).all()) == roles
+
+
+def test_a_local_role_changes_only_when_the_record_carries_one_and_never_from_admin(db):
+    make_user(db, email="ada@example.com", role=Role.ADMIN)
+    make_user(db, email="mo@example.com", role=Role.MANAGER)
+    db.commit()
+    run_sync(
+        db,
+        memory_source(
+            users=[
+                UserRecord("U1", "ada@example.com", "Ada", role="rep"),
+                UserRecord("U2", "mo@example.com", "Mo", role=None),
+                UserRecord("U3", "rita@example.com", "Rita", role="manager"),
+            ]
+        ),
+    )
+    roles = dict(db.execute(select(User.email, User.role)).all())
+    assert roles == {
+        "ada@example.com": Role.ADMIN,
+        "mo@example.com": Role.MANAGER,
+        "rita@example.com": Role.MANAGER,
+    }
+
+    run_sync(db, memory_source(users=[UserRecord("U3", "rita@example.com", "Rita", role="rep")]))
+    assert db.scalar(select(User.role).where(User.email == "rita@example.com")) == Role.REP
+
+
+def test_an_unknown_manager_is_reported_and_the_user_still_lands(db):
+    run = run_sync(
+        db, memory_source(users=[UserRecord("U3", "rita@example.com", "Rita", manager_external_id="U7")])
+    )
+    assert run.errors == [
+        {"stream": "users", "external_id": "U3", "field": "manager_id", "message": "unknown manager 'U7'"}
+    ]
+    assert db.scalar(select(User.manager_id)) is None
+    assert run.status == "partial"
+
+
+def test_a_manager_arriving_in_a_later_sync_is_attached(db):
+    run_sync(db, memory_source(users=[REP]))
+    run_sync(db, memory_source(users=[MANAGER]))
+    rep = db.scalars(select(User).where(User.email == "rita@example.com")).one()
+    assert rep.manager is not None and rep.manager.email == "mo@example.com"
+
+
+def test_a_user_who_changes_email_in_the_crm_keeps_their_account(db):
+    run_sync(db, memory_source(users=[REP]))
+    user_id = db.scalar(select(User.id))
+    run = run_sync(
+        db, memory_source(users=[UserRecord("U3", "rita.rep@example.com", "Rita Rep", role="rep")])
+    )
+    assert run.updated == 1
+    assert db.execute(select(User.id, User.email)).all() == [(user_id, "rita.rep@example.com")]
+
+
+def test_a_deactivated_crm_user_is_deactivated(db):
+    run_sync(db, memory_source(users=[REP]))
+    run_sync(
+        db, memory_source(users=[UserRecord("U3", "rita@example.com", "Rita Rep", role="rep", active=False)])
+    )
+    assert db.scalar(select(User.active)) is False
+
+
+# Strategies ----------------------------------------------------------------------------------------
+
+PLAN = StrategyRecord(
+    "S1",
+    "A1",
+    "U3",
+    objective="Acme runs a second shift without new hires",
+    customer_view="Their COO fears overtime costs",
+    approach="Pilot on line 2, then the COO",
+    success_measure="Second shift live by March",
+    target_date=date(2027, 3, 31),
+    review_date=date(2026, 12, 1),
+    status="active",
+    activity_external_ids=("T1", "T2"),
+)
+
+
+def test_a_new_strategy_gets_version_1_its_revision_and_its_links(db):
+    run = run_sync(db, org(activities=[call("T1"), call("T2"), call("T3")], strategies=[PLAN]))
+    strategy = db.scalars(select(Strategy)).one()
+    assert (run.status, strategy.version, strategy.status) == ("succeeded", 1, "active")
+    assert strategy.author.email == "rita@example.com"
+    assert sorted(link.activity.external_id for link in strategy.links) == ["T1", "T2"]
+    revision = db.scalars(select(StrategyRevision)).one()
+    assert revision.version == 1
+    assert revision.changed_fields == [
+        "objective", "customer_view", "approach", "success_measure", "target_date", "review_date", "status"
+    ]  # fmt: skip
+    assert revision.snapshot == {
+        "objective": "Acme runs a second shift without new hires",
+        "customer_view": "Their COO fears overtime costs",
+        "approach": "Pilot on line 2, then the COO",
+        "success_measure": "Second shift live by March",
+        "target_date": "2027-03-31",
+        "review_date": "2026-12-01",
+        "status": "active",
+        "opportunity_id": None,
+    }
+
+
+def test_reimporting_a_changed_strategy_bumps_its_version_and_lists_the_changes(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    changed = dataclasses.replace(
+        PLAN, approach="Go to the COO now", review_date=date(2027, 1, 15), activity_external_ids=("T2", "T3")
+    )
+
+    run = run_sync(db, org(activities=activities, strategies=[changed]))
+
+    assert (run.inserted, run.updated) == (0, 1)
+    strategy = db.scalars(select(Strategy)).one()
+    assert strategy.version == 2
+    assert [(r.version, r.changed_fields) for r in strategy.revisions] == [
+        (1, PLAN_FIELDS),
+        (2, ["approach", "review_date"]),
+    ]
+    assert strategy.revisions[1].snapshot["review_date"] == "2027-01-15"
+    assert sorted(link.activity.external_id for link in strategy.links) == ["T2", "T3"]
+
+    again = run_sync(db, org(activities=activities, strategies=[changed]))
+    assert (again.updated, again.unchanged) == (0, 10)
+    assert db.scalar(select(Strategy.version)) == 2
+
+
+PLAN_FIELDS = [
+    "objective",
+    "customer_view",
+    "approach",
+    "success_measure",
+    "target_date",
+    "review_date",
+    "status",
+]
+
+
+def test_an_activity_serves_at_most_one_strategy_on_import(db):
+    other = StrategyRecord("S2", "A1", "U3", objective="Another plan", activity_external_ids=("T2", "T3"))
+    run = run_sync(db, org(activities=[call("T1"), call("T2"), call("T3")], strategies=[PLAN, other]))
+    assert run.errors == [
+        {
+            "stream": "strategies",
+            "external_id": "S2",
+            "field": "activity_ids",
+            "message": "activity 'T2' already serves another strategy",
+        }
+    ]
+    links = linked(db)
+    assert links == {"T1": "S1", "T2": "S1", "T3": "S2"}
+
+
+def test_a_link_released_by_one_strategy_can_be_taken_by_another_in_the_same_import(db):
+    activities = [call("T1"), call("T2")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    released = StrategyRecord("S1", "A1", "U3", objective=PLAN.objective, activity_external_ids=("T1",))
+    taker = StrategyRecord("S2", "A1", "U3", objective="Other", activity_external_ids=("T2",))
+    run = run_sync(db, org(activities=activities, strategies=[released, taker]))
+    assert run.failed == 0
+    links = linked(db)
+    assert links == {"T1": "S1", "T2": "S2"}
+
+
+def test_strategy_references_that_do_not_resolve_are_reported(db):
+    strategies = [
+        StrategyRecord("S1", "A9", "U3", objective="x"),
+        StrategyRecord("S2", "A1", "U9", objective="x"),
+        StrategyRecord("S3", "A1", "U3", objective="x", activity_external_ids=("T404", "T1", "T9")),
+    ]
+    run = run_sync(db, org(activities=[call("T1"), call("T9", "A2")], strategies=strategies))
+    assert [(e["external_id"], e["field"], e["message"]) for e in run.errors] == [
+        ("S1", "account_id", "unknown account 'A9'"),
+        ("S2", "author_id", "unknown author 'U9'"),
+        ("S3", "activity_ids", "unknown activity 'T404'"),
+        ("S3", "activity_ids", "activity 'T9' belongs to another account"),
+    ]
+    assert db.scalars(select(Strategy.external_id)).all() == ["S3"]
+    assert db.scalars(select(Activity.external_id).join(Link)).all() == ["T1"]
