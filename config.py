@@ -57,6 +57,23 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SALESFORCE_API_VERSION": os.environ.get("SALESFORCE_API_VERSION", "62.0"),
         "SALESFORCE_CANVAS_SECRET": os.environ.get("SALESFORCE_CANVAS_SECRET", ""),
         "SALESFORCE_WRITEBACK": _bool("SALESFORCE_WRITEBACK"),
+        "SALESFORCE_TOKEN_URL": os.environ.get("SALESFORCE_TOKEN_URL", ""),
+        "SALESFORCE_ACCOUNT_RECORD_TYPES": os.environ.get("SALESFORCE_ACCOUNT_RECORD_TYPES", ""),
+        "SALESFORCE_BULK_THRESHOLD": _int("SALESFORCE_BULK_THRESHOLD", 100_000),
+        "SALESFORCE_BULK_POLL_SECONDS": _int("SALESFORCE_BULK_POLL_SECONDS", 2),
+        "SALESFORCE_MAX_RETRIES": _int("SALESFORCE_MAX_RETRIES", 4),
+        "SALESFORCE_RETRY_BACKOFF_SECONDS": _int("SALESFORCE_RETRY_BACKOFF_SECONDS", 1),
+        "SALESFORCE_TIMEOUT_SECONDS": _int("SALESFORCE_TIMEOUT_SECONDS", 120),
+        "SALESFORCE_WRITEBACK_STATUS_FIELD": os.environ.get(
+            "SALESFORCE_WRITEBACK_STATUS_FIELD", "StratLink_Strategy_Status__c"
+        ),
+        "SALESFORCE_WRITEBACK_OBJECTIVE_FIELD": os.environ.get(
+            "SALESFORCE_WRITEBACK_OBJECTIVE_FIELD", "StratLink_Objective__c"
+        ),
+        "SALESFORCE_WRITEBACK_UNCOVERED_FIELD": os.environ.get(
+            "SALESFORCE_WRITEBACK_UNCOVERED_FIELD", "StratLink_Uncovered_Activities__c"
+        ),
+        "SALESFORCE_WRITEBACK_OBJECTIVE_LENGTH": _int("SALESFORCE_WRITEBACK_OBJECTIVE_LENGTH", 255),
         # HubSpot
         "HUBSPOT_ACCESS_TOKEN": os.environ.get("HUBSPOT_ACCESS_TOKEN", ""),
         "HUBSPOT_API_BASE": os.environ.get("HUBSPOT_API_BASE", "https://api.hubapi.com"),
