@@ -417,3 +417,19 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     account: Mapped[Account] = relationship()
     owner: Mapped[User | None] = relationship()
     strategy: Mapped[Strategy | None] = relationship()
+
+
+class StrategyComment(db.Model):  # type: ignore[name-defined,misc]
+    """A remark on a strategy by its owner, a manager above them, or an admin."""
+
+    __tablename__ = "strategy_comments"
+    __table_args__ = (Index("ix_strategy_comments_strategy_time", "strategy_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    strategy_id: Mapped[int] = mapped_column(ForeignKey("strategies.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    strategy: Mapped[Strategy] = relationship()
+    author: Mapped[User | None] = relationship()

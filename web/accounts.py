@@ -44,7 +44,8 @@ def index() -> ResponseReturnValue:
     sort = request.args.get("sort", "name")
     if sort not in SORT_LABELS:
         sort = "name"
-    q = request.args.get("q", "").strip()[:200] or None
+    # PostgreSQL refuses NUL in text parameters; a stray %00 must not become a 500.
+    q = request.args.get("q", "").replace("\x00", "").strip()[:200] or None
     owner_id = request.args.get("owner", type=int)
     needs_strategy = request.args.get("needs_strategy") == "1"
     # "Needs attention first" orders by uncovered activity, then pipeline (planning.priorities).
@@ -115,7 +116,12 @@ def parse_day(raw: str | None, *, end: bool = False) -> datetime | None:
     except ValueError:
         return None
     moment = datetime.combine(day, time(), tzinfo=UTC)
-    return moment + timedelta(days=1) if end else moment
+    if not end:
+        return moment
+    try:
+        return moment + timedelta(days=1)
+    except OverflowError:  # 9999-12-31: nothing comes after it
+        return None
 
 
 # --- Formatting for templates ---------------------------------------------------------------

@@ -1,9 +1,453 @@
-"""Placeholder: filled in by the web foundation."""
+"""Strategy pages: the editor with preview, the tactics warning, history, conflicts, linking, comments.
+
+Each view parses the form, calls one planning function, and renders or redirects; the rules live in
+planning/strategies.py, planning/links.py and planning/comments.py. CSRF is checked on every POST by
+Flask-WTF's CSRFProtect.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from extensions import db
+from planning.access import can_comment_on_account, can_edit_account
+from planning.comments import add_comment, comments_on
+from planning.links import LinkRefused, link_activities, suggest_links, unlink_activities
+from planning.markdown import render_markdown
+from planning.metrics import dashboard_figures
+from planning.models import Account, Opportunity, Strategy, StrategyStatus, User
+from planning.strategies import (
+    FIELD_LABELS,
+    TEXT_FIELDS,
+    NotAllowed,
+    NotFound,
+    ReadsLikeTactics,
+    StaleVersion,
+    StrategyInvalid,
+    account_for_viewer,
+    compare_versions,
+    create_strategy,
+    current_values,
+    revisions_of,
+    strategy_for_viewer,
+    update_strategy,
+    word_diff,
+)
+from planning.tactics import check_tactics
+
+bp = Blueprint("strategies", __name__)
+
+FORM_FIELDS = (*TEXT_FIELDS, "target_date", "review_date", "status", "opportunity_id")
+STATUS_CHOICES = [
+    ("draft", "Draft — still working on it"),
+    ("active", "Active — this is the plan"),
+    ("achieved", "Achieved — the customer got the outcome"),
+    ("abandoned", "Abandoned — no longer pursued"),
+]
+FIELD_HINTS = {
+    "objective": "The outcome the customer gets, in their terms: what will be different for them?",
+    "customer_view": "What the customer cares about here, and how they would describe the problem.",
+    "approach": "How we will spend our time and energy to get there: who, in what order, and why.",
+    "success_measure": "How we will both know it worked: a number, a date, a change the customer sees.",
+}
+LINK_PER_PAGE = 50
+
+
+def _me() -> User:
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user
+
+
+def _account_or_abort(account_id: int) -> Account:
+    try:
+        return account_for_viewer(db.session, _me(), account_id)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        abort(403)
+
+
+def _strategy_or_abort(strategy_id: int) -> Strategy:
+    try:
+        return strategy_for_viewer(db.session, _me(), strategy_id)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        abort(403)
+
+
+def _form_fields() -> dict[str, Any]:
+    """Read the strategy fields from the submitted form, as text, for planning to check."""
+    return {name: request.form.get(name, "") for name in FORM_FIELDS if name in request.form}
+
+
+def _opportunities(account: Account) -> list[Opportunity]:
+    return list(
+        db.session.scalars(
+            select(Opportunity)
+            .where(Opportunity.account_id == account.id, Opportunity.deleted.is_(False))
+            .order_by(Opportunity.is_closed, Opportunity.close_date, Opportunity.id)
+        )
+    )
+
+
+def _previews(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: render_markdown(str(values.get(name) or "")) for name in TEXT_FIELDS}
+
+
+def _render_form(
+    account: Account,
+    strategy: Strategy | None,
+    values: dict[str, Any],
+    *,
+    errors: dict[str, str] | None = None,
+    tactics: Any = None,
+    preview: bool = False,
+    version: int | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    return (
+        render_template(
+            "strategies/form.html",
+            account=account,
+            strategy=strategy,
+            values=values,
+            errors=errors or {},
+            tactics=tactics,
+            previews=_previews(values) if preview else None,
+            version=version if version is not None else (strategy.version if strategy else None),
+            status_choices=STATUS_CHOICES,
+            opportunities=_opportunities(account),
+            labels=FIELD_LABELS,
+            hints=FIELD_HINTS,
+        ),
+        status,
+    )
+
+
+def _values_for_form(strategy: Strategy | None) -> dict[str, Any]:
+    if strategy is None:
+        return {name: "" for name in FORM_FIELDS} | {"status": "draft"}
+    values = current_values(strategy)
+    return {
+        **values,
+        "target_date": values["target_date"].isoformat() if values["target_date"] else "",
+        "review_date": values["review_date"].isoformat() if values["review_date"] else "",
+        "status": values["status"].value,
+        "opportunity_id": values["opportunity_id"] or "",
+    }
+
+
+# --- the editor -------------------------------------------------------------------------------------
+
+
+@bp.route("/accounts/<int:account_id>/strategies/new", methods=["GET", "POST"])
+@login_required
+def new(account_id: int) -> ResponseReturnValue:
+    """Write a new strategy for an account."""
+    account = _account_or_abort(account_id)
+    if not can_edit_account(_me(), account):
+        abort(403)
+    if request.method == "GET":
+        return _render_form(account, None, _values_for_form(None))
+    values = _values_for_form(None) | _form_fields()
+    if request.form.get("action") == "preview":
+        return _render_form(account, None, values, preview=True)
+    try:
+        strategy = create_strategy(
+            db.session,
+            _me(),
+            account,
+            _form_fields(),
+            activate_anyway=request.form.get("activate_anyway") == "1",
+        )
+    except StrategyInvalid as invalid:
+        db.session.rollback()
+        return _render_form(account, None, values, errors=invalid.errors, status=422)
+    except ReadsLikeTactics as warning:
+        db.session.rollback()
+        return _render_form(account, None, values, tactics=warning.check, status=422)
+    db.session.commit()
+    flash(_saved_message(strategy), "success")
+    return redirect(url_for("strategies.show", strategy_id=strategy.id))
+
+
+@bp.route("/strategies/<int:strategy_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(strategy_id: int) -> ResponseReturnValue:
+    """Edit a strategy; a save from an older version shows the conflict instead of overwriting."""
+    strategy = _strategy_or_abort(strategy_id)
+    account = strategy.account
+    if not can_edit_account(_me(), account):
+        abort(403)
+    if request.method == "GET":
+        return _render_form(account, strategy, _values_for_form(strategy))
+    try:
+        version = int(request.form.get("version", ""))
+    except ValueError:
+        abort(400)
+    values = _values_for_form(strategy) | _form_fields()
+    if request.form.get("action") == "preview":
+        return _render_form(account, strategy, values, preview=True, version=version)
+    try:
+        update_strategy(
+            db.session,
+            _me(),
+            strategy,
+            _form_fields(),
+            version=version,
+            activate_anyway=request.form.get("activate_anyway") == "1",
+        )
+    except StrategyInvalid as invalid:
+        db.session.rollback()
+        return _render_form(account, strategy, values, errors=invalid.errors, version=version, status=422)
+    except ReadsLikeTactics as warning:
+        db.session.rollback()
+        return _render_form(account, strategy, values, tactics=warning.check, version=version, status=422)
+    except StaleVersion as stale:
+        db.session.rollback()
+        return _render_conflict(stale.strategy, values, stale.given_version)
+    db.session.commit()
+    flash(_saved_message(strategy), "success")
+    return redirect(url_for("strategies.show", strategy_id=strategy.id))
+
+
+def _saved_message(strategy: Strategy) -> str:
+    if strategy.status == StrategyStatus.ACTIVE:
+        return (
+            f"Saved version {strategy.version}. The strategy is active: "
+            + "now link the activities that serve it."
+        )
+    return f"Saved version {strategy.version}."
+
+
+def _render_conflict(current: Strategy, mine: dict[str, Any], my_version: int) -> ResponseReturnValue:
+    """Show both texts side by side, differences marked, and a merge form based on the current version."""
+    theirs = _values_for_form(current)
+    opportunity_names = {str(item.id): item.name for item in _opportunities(current.account)}
+    fields = []
+    for name in FORM_FIELDS:
+        their_value, my_value = str(theirs.get(name) or ""), str(mine.get(name) or "")
+        if name == "opportunity_id":
+            their_value = opportunity_names.get(their_value, their_value)
+            my_value = opportunity_names.get(my_value, my_value)
+        fields.append(
+            {
+                "name": name,
+                "label": FIELD_LABELS[name],
+                "theirs": their_value,
+                "mine": my_value,
+                "changed": their_value != my_value,
+                "diff": word_diff(their_value, my_value) if name in TEXT_FIELDS else [],
+            }
+        )
+    latest = revisions_of(db.session, current)
+    return (
+        render_template(
+            "strategies/conflict.html",
+            strategy=current,
+            account=current.account,
+            fields=fields,
+            my_version=my_version,
+            latest_revision=latest[0] if latest else None,
+            values=mine,
+            version=current.version,
+            status_choices=STATUS_CHOICES,
+            opportunities=_opportunities(current.account),
+            labels=FIELD_LABELS,
+            hints=FIELD_HINTS,
+        ),
+        409,
+    )
+
+
+@bp.get("/strategies/<int:strategy_id>")
+@login_required
+def show(strategy_id: int) -> ResponseReturnValue:
+    """Show a strategy: its text, linked activities, suggested links and comments."""
+    strategy = _strategy_or_abort(strategy_id)
+    account = strategy.account
+    can_edit = can_edit_account(_me(), account)
+    linked = sorted(
+        (link.activity for link in strategy.links), key=lambda activity: activity.occurred_at, reverse=True
+    )
+    return render_template(
+        "strategies/show.html",
+        strategy=strategy,
+        account=account,
+        rendered={name: render_markdown(getattr(strategy, name)) for name in TEXT_FIELDS},
+        labels=FIELD_LABELS,
+        tactics=check_tactics(strategy.objective, strategy.approach),
+        linked=linked,
+        suggestions=suggest_links(db.session, strategy, 8) if can_edit else [],
+        comments=comments_on(db.session, strategy),
+        can_edit=can_edit,
+        can_comment=can_comment_on_account(db.session, _me(), account),
+    )
+
+
+@bp.get("/strategies/<int:strategy_id>/history")
+@login_required
+def history(strategy_id: int) -> ResponseReturnValue:
+    """List the versions of a strategy and show any two side by side, differences marked."""
+    strategy = _strategy_or_abort(strategy_id)
+    revisions = revisions_of(db.session, strategy)
+    versions = [revision.version for revision in revisions]
+    newest = versions[0] if versions else strategy.version
+    new_version = request.args.get("b", newest, type=int)
+    old_version = request.args.get("a", versions[1] if len(versions) > 1 else newest, type=int)
+    try:
+        comparison = compare_versions(strategy, old_version, new_version) if versions else None
+    except NotFound:
+        abort(404)
+    return render_template(
+        "strategies/history.html",
+        strategy=strategy,
+        account=strategy.account,
+        revisions=revisions,
+        comparison=comparison,
+        labels=FIELD_LABELS,
+        text_fields=TEXT_FIELDS,
+        opportunity_names={item.id: item.name for item in _opportunities(strategy.account)},
+    )
+
+
+# --- linking ----------------------------------------------------------------------------------------
+
+
+def _back_to_account(account: Account) -> ResponseReturnValue:
+    target = request.form.get("next", "")
+    # Only a path on this site: the form field must not become an open redirect.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target)
+    return redirect(url_for("accounts.account", account_id=account.id))
+
+
+def _activity_ids() -> list[int]:
+    ids = []
+    for raw in request.form.getlist("activity_ids"):
+        try:
+            ids.append(int(raw))
+        except ValueError:
+            continue
+    return ids
+
+
+@bp.post("/accounts/<int:account_id>/links")
+@login_required
+def link_from_timeline(account_id: int) -> ResponseReturnValue:
+    """Link the activities ticked on the account timeline to a strategy, or unlink them."""
+    account = _account_or_abort(account_id)
+    if not can_edit_account(_me(), account):
+        abort(403)
+    ids = _activity_ids()
+    strategy_id = request.form.get("strategy_id", type=int)
+    strategy = db.session.get(Strategy, strategy_id) if strategy_id and 0 < strategy_id < 2**31 else None
+    if strategy is None or strategy.account_id != account.id:
+        flash("Choose one of this account's strategies.", "error")
+        return _back_to_account(account)
+    if not ids:
+        flash("Tick the activities to link first.", "error")
+        return _back_to_account(account)
+    action = request.form.get("action", "link")
+    try:
+        if action == "unlink":
+            result = unlink_activities(db.session, _me(), strategy, ids)
+            message = f"Unlinked {_count(len(result.unlinked))}."
+        else:
+            result = link_activities(db.session, _me(), strategy, ids, move=request.form.get("move") == "1")
+            message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
+            if result.moved:
+                message += f" {_count(len(result.moved))} moved from another strategy."
+    except LinkRefused as refused:
+        db.session.rollback()
+        flash(
+            "Nothing was linked: " + "; ".join(_refusal(key, why) for key, why in refused.problems.items()),
+            "error",
+        )
+        return _back_to_account(account)
+    db.session.commit()
+    flash(message, "success")
+    return _back_to_account(account)
+
+
+def _count(number: int) -> str:
+    return f"{number} {'activity' if number == 1 else 'activities'}"
+
+
+def _refusal(activity_id: int, reason: str) -> str:
+    if reason.startswith("already serves"):
+        return f"activity {activity_id} already serves another strategy (tick “Move” to move it)"
+    return f"activity {activity_id} {reason}"
+
+
+@bp.post("/strategies/<int:strategy_id>/suggestions/<int:activity_id>/accept")
+@login_required
+def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue:
+    """Link one suggested activity to the strategy."""
+    strategy = _strategy_or_abort(strategy_id)
+    if not can_edit_account(_me(), strategy.account):
+        abort(403)
+    try:
+        link_activities(db.session, _me(), strategy, [activity_id])
+    except LinkRefused as refused:
+        db.session.rollback()
+        flash("Not linked: " + "; ".join(_refusal(k, v) for k, v in refused.problems.items()), "error")
+    else:
+        db.session.commit()
+        flash("Linked the suggested activity.", "success")
+    return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#suggestions")
+
+
+@bp.post("/strategies/<int:strategy_id>/unlink/<int:activity_id>")
+@login_required
+def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
+    """Unlink one activity from the strategy."""
+    strategy = _strategy_or_abort(strategy_id)
+    if not can_edit_account(_me(), strategy.account):
+        abort(403)
+    unlink_activities(db.session, _me(), strategy, [activity_id])
+    db.session.commit()
+    flash("Unlinked the activity.", "success")
+    return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#linked")
+
+
+# --- comments ---------------------------------------------------------------------------------------
+
+
+@bp.post("/strategies/<int:strategy_id>/comments")
+@login_required
+def comment(strategy_id: int) -> ResponseReturnValue:
+    """Add a comment to the strategy."""
+    strategy = _strategy_or_abort(strategy_id)
+    try:
+        add_comment(db.session, _me(), strategy, request.form.get("body", ""))
+    except NotAllowed:
+        abort(403)
+    except StrategyInvalid as invalid:
+        db.session.rollback()
+        flash(invalid.errors["body"], "error")
+    else:
+        db.session.commit()
+        flash("Comment added.", "success")
+    return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#comments")
+
+
+# --- dashboard --------------------------------------------------------------------------------------
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard() -> ResponseReturnValue:
+    """Show strategy coverage, pipeline with and without a strategy, and the dialogue ratio."""
+    return render_template("strategies/dashboard.html", dashboard=dashboard_figures(db.session, _me()))
 
 
 def init_app(app: Flask) -> None:
-    """Register this module with the app."""
+    """Register the strategy pages."""
+    app.register_blueprint(bp)

@@ -1,0 +1,223 @@
+"""Writing strategies: validation, activation, optimistic versions, revisions and comparisons."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy.orm import Session
+
+from planning.models import Role, StrategyRevision, StrategyStatus
+from planning.strategies import (
+    NotAllowed,
+    NotFound,
+    ReadsLikeTactics,
+    StaleVersion,
+    StrategyInvalid,
+    account_for_viewer,
+    compare_versions,
+    create_strategy,
+    revisions_of,
+    strategy_for_viewer,
+    update_strategy,
+    word_diff,
+)
+from tests.factories import make_account, make_opportunity, make_user
+
+GOOD = {
+    "objective": "Acme's plant runs a second shift without new hires",
+    "customer_view": "The COO needs output up 20% before the new contract starts.",
+    "approach": "Prove the scheduling pilot on line 2 with their planner, then take the numbers to the COO.",
+    "success_measure": "Line 2 output up 15% by March",
+    "target_date": "2027-03-31",
+    "review_date": "2026-12-15",
+}
+
+
+@pytest.fixture
+def rep(db: Session):
+    return make_user(db, role=Role.REP)
+
+
+@pytest.fixture
+def account(db: Session, rep):
+    return make_account(db, owner=rep)
+
+
+def test_a_new_strategy_is_a_draft_at_version_one_with_its_first_revision(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, GOOD)
+    db.commit()
+
+    assert strategy.status == StrategyStatus.DRAFT
+    assert strategy.version == 1
+    assert strategy.author_id == rep.id
+    assert strategy.target_date == date(2027, 3, 31)
+    [revision] = revisions_of(db, strategy)
+    assert revision.version == 1
+    assert revision.author_id == rep.id
+    assert "objective" in revision.changed_fields and "review_date" in revision.changed_fields
+    assert revision.snapshot["target_date"] == "2027-03-31"
+    assert revision.snapshot["status"] == "draft"
+    assert revision.snapshot["opportunity_id"] is None
+
+
+def test_activating_needs_an_objective_an_approach_and_a_review_date(db: Session, rep, account) -> None:
+    with pytest.raises(StrategyInvalid) as raised:
+        create_strategy(db, rep, account, {"status": "active", "customer_view": "They want less downtime"})
+
+    assert set(raised.value.errors) == {"objective", "approach", "review_date"}
+    assert "outcome" in raised.value.errors["objective"]
+
+
+def test_bad_fields_each_get_their_own_message(db: Session, rep, account) -> None:
+    with pytest.raises(StrategyInvalid) as raised:
+        create_strategy(
+            db,
+            rep,
+            account,
+            {
+                "target_date": "next spring",
+                "review_date": "2026-02-30",
+                "status": "paused",
+                "objective": 42,
+                "approach": "nul\x00byte",
+                "colour": "blue",
+            },
+        )
+
+    errors = raised.value.errors
+    assert set(errors) == {"target_date", "review_date", "status", "objective", "approach", "colour"}
+    assert "next spring" in errors["target_date"]
+    assert "draft" in errors["status"]
+
+
+def test_the_opportunity_must_belong_to_the_account(db: Session, rep, account) -> None:
+    other = make_account(db, owner=rep)
+    elsewhere = make_opportunity(db, account=other)
+    ours = make_opportunity(db, account=account)
+
+    with pytest.raises(StrategyInvalid) as raised:
+        create_strategy(db, rep, account, {**GOOD, "opportunity_id": elsewhere.id})
+    assert "opportunity_id" in raised.value.errors
+
+    strategy = create_strategy(db, rep, account, {**GOOD, "opportunity_id": ours.id})
+    assert strategy.opportunity_id == ours.id
+
+
+def test_an_update_bumps_the_version_and_records_the_changed_fields(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, GOOD)
+    db.commit()
+
+    update_strategy(
+        db, rep, strategy, {"approach": "Run the pilot on line 3 instead.", "status": "active"}, version=1
+    )
+    db.commit()
+
+    assert strategy.version == 2
+    assert strategy.status == StrategyStatus.ACTIVE
+    newest = revisions_of(db, strategy)[0]
+    assert newest.version == 2
+    assert newest.changed_fields == ["approach", "status"]
+    assert newest.snapshot["approach"] == "Run the pilot on line 3 instead."
+    assert newest.snapshot["objective"] == GOOD["objective"]
+
+
+def test_a_save_from_an_old_version_is_refused_and_changes_nothing(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, GOOD)
+    update_strategy(db, rep, strategy, {"objective": "First writer wins"}, version=1)
+    db.commit()
+
+    with pytest.raises(StaleVersion) as raised:
+        update_strategy(db, rep, strategy, {"objective": "Second writer loses"}, version=1)
+
+    assert raised.value.current_version == 2
+    assert raised.value.strategy.objective == "First writer wins"
+    db.rollback()
+    assert strategy.objective == "First writer wins"
+    assert db.query(StrategyRevision).filter_by(strategy_id=strategy.id).count() == 2
+
+
+def test_a_save_that_changes_nothing_keeps_the_version(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, GOOD)
+    db.commit()
+
+    update_strategy(db, rep, strategy, {"objective": GOOD["objective"] + "  "}, version=1)
+
+    assert strategy.version == 1
+    assert len(revisions_of(db, strategy)) == 1
+
+
+def test_activating_a_list_of_tactics_needs_confirmation(db: Session, rep, account) -> None:
+    tactics = {
+        "objective": "Call the CFO and send the proposal",
+        "approach": "Book a demo, then follow up every Friday.",
+        "review_date": "2026-12-01",
+    }
+    strategy = create_strategy(db, rep, account, tactics)
+    db.commit()
+
+    with pytest.raises(ReadsLikeTactics) as raised:
+        update_strategy(db, rep, strategy, {"status": "active"}, version=1)
+    assert "Call the CFO" in raised.value.check.tactic_phrases
+
+    update_strategy(db, rep, strategy, {"status": "active"}, version=1, activate_anyway=True)
+    assert strategy.status == StrategyStatus.ACTIVE
+
+
+def test_only_the_owner_or_an_admin_may_write(db: Session, rep, account) -> None:
+    manager = make_user(db, role=Role.MANAGER)
+    rep.manager = manager
+    other_rep = make_user(db, role=Role.REP, manager=manager)
+    admin = make_user(db, role=Role.ADMIN)
+
+    for outsider in (manager, other_rep):
+        with pytest.raises(NotAllowed):
+            create_strategy(db, outsider, account, GOOD)
+    assert create_strategy(db, admin, account, GOOD).author_id == admin.id
+
+
+def test_lookups_tell_unknown_from_out_of_scope(db: Session, rep, account) -> None:
+    other_rep = make_user(db, role=Role.REP)
+    strategy = create_strategy(db, rep, account, GOOD)
+
+    assert account_for_viewer(db, rep, account.id) is account
+    assert strategy_for_viewer(db, rep, strategy.id) is strategy
+    with pytest.raises(NotAllowed):
+        strategy_for_viewer(db, other_rep, strategy.id)
+    with pytest.raises(NotFound):
+        strategy_for_viewer(db, rep, strategy.id + 1000)
+    with pytest.raises(NotFound):
+        account_for_viewer(db, rep, 2**70)
+
+
+def test_two_versions_compare_field_by_field_with_a_word_diff(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, GOOD)
+    update_strategy(
+        db,
+        rep,
+        strategy,
+        {"objective": "Acme's plant runs a third shift without new hires", "review_date": "2027-01-10"},
+        version=1,
+    )
+    db.commit()
+
+    comparison = compare_versions(strategy, 1, 2)
+
+    assert comparison.changed_fields == ["objective", "review_date"]
+    objective = next(item for item in comparison.fields if item.name == "objective")
+    assert [(chunk.op, chunk.text) for chunk in objective.diff if chunk.op != "equal"] == [
+        ("delete", "second"),
+        ("insert", "third"),
+    ]
+    review = next(item for item in comparison.fields if item.name == "review_date")
+    assert (review.old, review.new, review.diff) == ("2026-12-15", "2027-01-10", [])
+    with pytest.raises(NotFound):
+        compare_versions(strategy, 1, 9)
+
+
+def test_a_word_diff_rebuilds_both_texts() -> None:
+    old, new = "Cut downtime by 20% on line 2", "Cut unplanned downtime by 30% on lines 2 and 3"
+    chunks = word_diff(old, new)
+
+    assert "".join(chunk.text for chunk in chunks if chunk.op != "insert") == old
+    assert "".join(chunk.text for chunk in chunks if chunk.op != "delete") == new

@@ -1,0 +1,108 @@
+"""A rep in a real browser turns an account with only tactics into one with an active strategy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from planning.models import Link, Strategy, StrategyStatus
+from tests.factories import make_activity, make_opportunity
+
+pytestmark = pytest.mark.browser
+
+SUBJECTS = (
+    "Discovery call with the plant manager",
+    "Sent pricing sheet",
+    "Line 2 walkthrough",
+    "Follow-up email",
+)
+# Looks for whoever runs the suite, not artefacts the tests compare.
+SCREENSHOTS = "/tmp/stratlink_strategy_{}.png"  # noqa: S108
+
+
+@pytest.fixture
+def tactics_only(db: Session, org: Any) -> Any:
+    """Ann's Anvil Works: busy with calls and emails, no strategy (committed for the live server)."""
+    account = org.ann_account
+    make_opportunity(db, account=account, amount=240_000, name="Line 2 scheduling", stage="Proposal")
+    now = datetime.now(UTC)
+    for day in range(6):
+        make_activity(
+            db,
+            account=account,
+            occurred_at=now - timedelta(days=day + 1),
+            kind=("call", "email", "meeting")[day % 3],
+            subject=SUBJECTS[day % 4],
+        )
+    db.commit()
+    return account
+
+
+def test_a_rep_writes_activates_and_links_a_strategy_and_the_account_stops_needing_one(
+    page: Any, db: Session, org: Any, tactics_only: Any
+) -> None:
+    page.goto("/login")
+    page.get_by_role("button", name="Sign in as Ann Archer, Rep").click()
+    page.wait_for_url("**/accounts")
+    page.goto("/accounts?needs_strategy=1")
+    assert page.locator("a.account-link").all_inner_texts() == ["Anvil Works"]
+
+    page.get_by_role("link", name="Anvil Works").click()
+    page.get_by_role("link", name="Write a strategy").first.click()
+    page.get_by_label("Objective").fill("Call the plant manager and send the proposal")
+    page.get_by_label("Approach").fill("Book a demo, then follow up every Friday.")
+    page.get_by_label("Review date").fill("2027-02-01")
+    page.get_by_label("Status").select_option("active")
+    page.get_by_role("button", name="Save strategy").click()
+
+    warning = page.get_by_role("alert").filter(has_text="This reads like a list of tactics")
+    assert warning.is_visible()
+    assert "Call the plant manager" in warning.inner_text()
+    page.screenshot(path=SCREENSHOTS.format("tactics_warning"), full_page=True)
+
+    page.get_by_label("Objective").fill("Anvil's planners schedule line 2 in an hour instead of a day")
+    page.get_by_label("Approach").fill(
+        "Run the scheduling pilot with their planning lead, so that the COO sees the hours saved."
+    )
+    page.get_by_role("button", name="Save strategy").click()
+    page.wait_for_url("**/strategies/*")
+    assert page.get_by_text("The strategy is active").is_visible()
+
+    page.get_by_role("link", name="← Anvil Works").click()
+    checkboxes = page.locator("input.select-activity")
+    for index in range(3):
+        checkboxes.nth(index).check()
+    assert page.get_by_text("3 activities selected").is_visible()
+    page.get_by_role("button", name="Link to strategy").click()
+    assert page.get_by_text("Linked 3 activities to the strategy.").is_visible()
+    assert page.locator("table.timeline").get_by_text("Not linked").count() == 3
+    page.screenshot(path=SCREENSHOTS.format("account"), full_page=True)
+
+    page.goto("/accounts?needs_strategy=1")
+    assert page.locator("a.account-link").count() == 0
+    assert page.get_by_text("No account matches these filters.").is_visible()
+
+    db.expire_all()
+    strategy = db.scalars(select(Strategy).where(Strategy.account_id == tactics_only.id)).one()
+    assert strategy.status == StrategyStatus.ACTIVE
+    assert len(db.scalars(select(Link).where(Link.strategy_id == strategy.id)).all()) == 3
+
+
+def test_select_all_ticks_every_activity_in_view(page: Any, db: Session, org: Any, tactics_only: Any) -> None:
+    page.goto("/login")
+    page.get_by_role("button", name="Sign in as Ann Archer, Rep").click()
+    page.wait_for_url("**/accounts")
+    page.goto(f"/accounts/{tactics_only.id}/strategies/new")
+    page.get_by_label("Objective").fill("Anvil ships 10% more from line 2")
+    page.get_by_role("button", name="Save strategy").click()
+    page.wait_for_url("**/strategies/*")
+
+    page.goto(f"/accounts/{tactics_only.id}?kind=call")
+    page.get_by_label("Select all activities in view").check()
+    assert page.get_by_text("2 activities selected").is_visible()
+    page.get_by_role("button", name="Link to strategy").click()
+    assert page.get_by_text("Linked 2 activities to the strategy.").is_visible()
