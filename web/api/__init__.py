@@ -57,6 +57,31 @@ def error_body(status_code: int, message: str, code: str | None = None, detail: 
     return {"error": error}
 
 
+def _error_schema(detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "detail": detail},
+            }
+        },
+    }
+
+
+# What the OpenAPI document says error bodies look like; `api_error` below produces exactly this.
+HTTP_ERROR_SCHEMA = _error_schema({"type": "object"})
+VALIDATION_ERROR_SCHEMA = _error_schema(
+    {
+        "type": "object",
+        "description": "field messages by location (json, query, path), then by field name",
+        "additionalProperties": {"type": "object", "additionalProperties": {"type": "array"}},
+    }
+)
+
+
 def _uses_bearer_token() -> bool:
     return request.headers.get("Authorization", "").lower().startswith("bearer ")
 
@@ -78,6 +103,8 @@ def init_app(app: Flask) -> None:
     from web.api import accounts, dashboard, links, reviews, strategies  # noqa: F401  (routes on bp)
 
     csrf.exempt(bp)
+    app.config["HTTP_ERROR_SCHEMA"] = HTTP_ERROR_SCHEMA
+    app.config["VALIDATION_ERROR_SCHEMA"] = VALIDATION_ERROR_SCHEMA
 
     @app.error_processor  # type: ignore[attr-defined]
     def api_error(error: HTTPError) -> tuple[dict[str, Any], int, dict[str, str]]:
