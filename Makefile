@@ -35,7 +35,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py --rows 100000

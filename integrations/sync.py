@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from planning.models import (
     User,
     UserIdentity,
 )
+from planning.strategies import strategy_snapshot
 
 Progress = Callable[[str, int], None]
 
@@ -782,19 +783,6 @@ def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
         "review_date": record.review_date,
         "status": StrategyStatus(record.status),
     }
-
-
-def strategy_snapshot(strategy: Strategy) -> dict[str, Any]:
-    """The strategy's STRATEGY_FIELDS as stored in a revision: dates as ISO strings, status as text."""
-    snapshot: dict[str, Any] = {}
-    for name in STRATEGY_FIELDS:
-        value = getattr(strategy, name)
-        if isinstance(value, date):
-            value = value.isoformat()
-        elif isinstance(value, StrategyStatus):
-            value = value.value
-        snapshot[name] = value
-    return snapshot
 
 
 def upsert_statement(dialect: str, table: Any) -> Any:

@@ -1,9 +1,110 @@
-"""Placeholder: filled in by the web foundation."""
+"""`flask --app app review [--as-of YYYY-MM-DD] [--send-digest]`: run the tactics review now."""
 
 from __future__ import annotations
 
-from flask import Flask
+import smtplib
+from datetime import date
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from extensions import db
+from planning.describe import describe_finding, money
+from planning.models import Review
+from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
+
+ACCOUNT_WIDTH = 36
+OWNER_WIDTH = 20
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        try:
+            if len(text) != 10:
+                raise ValueError(text)
+            day = date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-10-31", param, ctx)
+        if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+            self.fail(f"{text} is out of range ({EARLIEST_AS_OF.isoformat()} to {LATEST_AS_OF.isoformat()})")
+        return day
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary_lines(review: Review) -> list[str]:
+    """Render a review as a readable table, one line per finding."""
+    findings = review.findings
+    counts = {
+        status: sum(f.status == status for f in findings) for status in ("new", "persisting", "resolved")
+    }
+    lines = [
+        f"Tactics review {review.id} as of {review.as_of.isoformat()} — window {review.window_days} days, "
+        f"threshold {review.min_activities}, stale after {review.stale_days} days, {review.timezone}",
+        f"{len(findings)} findings: {counts['new']} new, {counts['persisting']} persisting, "
+        f"{counts['resolved']} resolved",
+    ]
+    if not findings:
+        lines.append("Nothing piled up: every account's recent activity has a strategy behind it.")
+        return lines
+    lines.append("")
+    header = (
+        f"{'status':<10}  {'account':<{ACCOUNT_WIDTH}}  {'owner':<{OWNER_WIDTH}}  {'pipeline':>9}  "
+        "what the review found"
+    )
+    lines += [header, "-" * len(header)]
+    for finding in findings:
+        account = _clip(f"{finding.account.name} ({finding.account.external_id})", ACCOUNT_WIDTH)
+        owner = _clip(finding.owner.name if finding.owner else "no owner", OWNER_WIDTH)
+        words = describe_finding(finding, window_days=review.window_days, stale_days=review.stale_days)
+        lines.append(
+            f"{finding.status:<10}  {account:<{ACCOUNT_WIDTH}}  {owner:<{OWNER_WIDTH}}  "
+            f"{money(finding.open_pipeline):>9}  {words}"
+        )
+    return lines
+
+
+@click.command("review")
+@click.option(
+    "--as-of", "as_of", type=IsoDate(), default=None, help="Review as of this day (default: today)."
+)
+@click.option("--send-digest", is_flag=True, help="Email the digest of this review afterwards.")
+@with_appcontext
+def review_command(as_of: date | None, send_digest: bool) -> None:
+    """Run the tactics review, store it (replacing one for the same day) and print its findings."""
+    config = current_app.config
+    try:
+        review = run_review_from_config(db.session, config, as_of=as_of)
+    except ReviewParameterError as error:
+        raise click.ClickException(f"cannot run the review (check the REVIEW_* settings): {error}") from error
+    db.session.commit()
+    for line in summary_lines(review):
+        click.echo(line)
+    if send_digest:
+        from planning.digest import send_digests
+
+        try:
+            sent = send_digests(db.session, review, config)
+        except (OSError, smtplib.SMTPException) as error:
+            server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
+            raise click.ClickException(f"could not send the digest through {server}: {error}") from error
+        if sent:
+            click.echo(f"\nDigest sent to {len(sent)}: " + ", ".join(d.recipient.email for d in sent))
+        else:
+            click.echo("\nNo digest sent: nothing to report.")
 
 
 def init_app(app: Flask) -> None:
-    """Register this module with the app."""
+    """Register the review command."""
+    app.cli.add_command(review_command)

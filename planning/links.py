@@ -12,18 +12,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from planning.accounts import Page
-from planning.models import Activity, ActivityKind, Direction, Link, Opportunity, Strategy, User, utcnow
+from planning.accounts import is_valid_id
+from planning.models import Activity, Link, Opportunity, Strategy, User, utcnow
 from planning.strategies import require_editor
-
-# Ids are 32-bit integer columns; PostgreSQL refuses a larger parameter instead of finding nothing.
-_LARGEST_ID = 2**31 - 1
-_KINDS = {kind.value for kind in ActivityKind}
 
 
 class LinkRefused(ValueError):
@@ -54,7 +49,7 @@ def link_activities(
     """Link the activities to `strategy`; raise LinkRefused (and change nothing) if any cannot be."""
     require_editor(user, strategy.account)
     ids = _unique(activity_ids)
-    wanted = [key for key in ids if 0 < key <= _LARGEST_ID]
+    wanted = [key for key in ids if is_valid_id(key)]
     found = (
         {
             activity.id: activity
@@ -110,7 +105,7 @@ def unlink_activities(
 ) -> LinkResult:
     """Remove the links from these activities to `strategy`; ids not linked to it are left alone."""
     require_editor(user, strategy.account)
-    ids = [key for key in _unique(activity_ids) if 0 < key <= _LARGEST_ID]
+    ids = [key for key in _unique(activity_ids) if is_valid_id(key)]
     linked = (
         set(
             session.scalars(
@@ -223,98 +218,3 @@ def suggest_links(
         key=lambda item: (-item.score, -item.activity.occurred_at.timestamp(), -item.activity.id)
     )
     return suggestions[:limit]
-
-
-# --- the linking view of an account's timeline -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineRow:
-    """An activity as the linking view lists it, with the strategy it serves, if any."""
-
-    id: int
-    external_id: str
-    kind: ActivityKind
-    direction: Direction
-    occurred_at: datetime
-    subject: str | None
-    url: str | None
-    opportunity_id: int | None
-    owner_id: int | None
-    owner_name: str | None
-    strategy_id: int | None
-    strategy_objective: str | None
-
-    @property
-    def strategy_headline(self) -> str | None:
-        if self.strategy_id is None:
-            return None
-        first = next(
-            (line.strip(" #>*-+") for line in (self.strategy_objective or "").splitlines() if line.strip()),
-            "",
-        )
-        return first or f"Strategy {self.strategy_id}"
-
-
-def account_timeline(
-    session: Session,
-    account_id: int,
-    *,
-    kinds: Iterable[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    linked: bool | None = None,
-    page: int = 1,
-    per_page: int = 50,
-) -> Page[TimelineRow]:
-    """Return one page of the account's non-deleted activities, newest first, filtered for linking.
-
-    `kinds` keeps those kinds; `start` (inclusive) and `end` (exclusive) bound the time; `linked`
-    True keeps linked activities, False unlinked ones. Two queries whatever the data size.
-    """
-    conditions: list[Any] = [Activity.account_id == account_id, Activity.deleted.is_(False)]
-    requested = list(kinds or [])
-    if requested:
-        conditions.append(Activity.kind.in_([kind for kind in requested if kind in _KINDS]))
-    if start is not None:
-        conditions.append(Activity.occurred_at >= start)
-    if end is not None:
-        conditions.append(Activity.occurred_at < end)
-    if linked is True:
-        conditions.append(Link.id.is_not(None))
-    elif linked is False:
-        conditions.append(Link.id.is_(None))
-    total = (
-        session.scalar(
-            select(func.count(Activity.id))
-            .outerjoin(Link, Link.activity_id == Activity.id)
-            .where(*conditions)
-        )
-        or 0
-    )
-    page = min(max(page, 1), max(1, -(-total // per_page)))
-    statement = (
-        select(
-            Activity.id,
-            Activity.external_id,
-            Activity.kind,
-            Activity.direction,
-            Activity.occurred_at,
-            Activity.subject,
-            Activity.url,
-            Activity.opportunity_id,
-            Activity.owner_id,
-            User.name.label("owner_name"),
-            Link.strategy_id,
-            Strategy.objective.label("strategy_objective"),
-        )
-        .outerjoin(User, User.id == Activity.owner_id)
-        .outerjoin(Link, Link.activity_id == Activity.id)
-        .outerjoin(Strategy, Strategy.id == Link.strategy_id)
-        .where(*conditions)
-        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    rows = [TimelineRow(**row._mapping) for row in session.execute(statement)]
-    return Page(rows=rows, total=total, page=page, per_page=per_page)

@@ -19,11 +19,14 @@ from sqlalchemy import and_, case, false, func, select
 from sqlalchemy.orm import Session, aliased
 
 from planning.access import scope_accounts
-from planning.models import COVERING_STATUSES, Account, Activity, Direction, Link, Strategy, User, utcnow
-from planning.priorities import has_active_strategy, open_pipeline
-
-RECENT_DAYS = 30
-DIALOGUE_DAYS = 90
+from planning.accounts import (
+    DIALOGUE_DAYS,
+    RECENT_DAYS,
+    has_active_strategy,
+    join_covering_strategy,
+    open_pipeline,
+)
+from planning.models import Account, Activity, Direction, Strategy, User, utcnow
 
 
 @dataclass
@@ -112,28 +115,18 @@ def dashboard_figures(session: Session, user: User, *, now: datetime | None = No
         figures.pipeline_without_active_strategy = Decimal(row[4] or 0)
 
     scoped_ids = scope_accounts(select(Account.id).where(Account.deleted.is_(false())), session, user)
-    covering = aliased(Strategy)
     recent_since, dialogue_since = now - timedelta(days=RECENT_DAYS), now - timedelta(days=DIALOGUE_DAYS)
     in_recent = and_(Activity.occurred_at > recent_since, Activity.occurred_at <= now)
+    covering = aliased(Strategy)
+    activities = select(
+        Account.owner_id,
+        func.sum(case((in_recent, 1), else_=0)),
+        func.sum(case((and_(in_recent, covering.id.is_not(None)), 1), else_=0)),
+        func.sum(case((Activity.direction == Direction.INBOUND, 1), else_=0)),
+        func.sum(case((Activity.direction == Direction.OUTBOUND, 1), else_=0)),
+    ).select_from(Activity)
     for row in session.execute(
-        select(
-            Account.owner_id,
-            func.sum(case((in_recent, 1), else_=0)),
-            func.sum(case((and_(in_recent, covering.id.is_not(None)), 1), else_=0)),
-            func.sum(case((Activity.direction == Direction.INBOUND, 1), else_=0)),
-            func.sum(case((Activity.direction == Direction.OUTBOUND, 1), else_=0)),
-        )
-        .select_from(Activity)
-        .join(Account, Account.id == Activity.account_id)
-        .outerjoin(Link, Link.activity_id == Activity.id)
-        .outerjoin(
-            covering,
-            and_(
-                covering.id == Link.strategy_id,
-                covering.account_id == Activity.account_id,
-                covering.status.in_(COVERING_STATUSES),
-            ),
-        )
+        join_covering_strategy(activities.join(Account, Account.id == Activity.account_id), covering)
         .where(
             Activity.account_id.in_(scoped_ids),
             Activity.deleted.is_(false()),

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from planning.access import can_edit_account, can_view_account
+from planning.accounts import is_valid_id
 from planning.models import (
     STRATEGY_FIELDS,
     Account,
@@ -38,8 +39,6 @@ MAX_TEXT_LENGTH = 20_000
 # Dates outside this range are typos ("0226-10-01"), never plans.
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
-# Ids are 32-bit integer columns; PostgreSQL refuses a larger parameter instead of finding nothing.
-_LARGEST_ID = 2**31 - 1
 
 FIELD_LABELS = {
     "objective": "Objective",
@@ -99,7 +98,7 @@ def account_for_viewer(session: Session, user: User, account_id: int) -> Account
 
     An account deleted in the CRM still opens: its strategies and history survive.
     """
-    account = session.get(Account, account_id) if 0 < account_id <= _LARGEST_ID else None
+    account = session.get(Account, account_id) if is_valid_id(account_id) else None
     if account is None:
         raise NotFound(f"no account {account_id}")
     if not can_view_account(session, user, account):
@@ -109,7 +108,7 @@ def account_for_viewer(session: Session, user: User, account_id: int) -> Account
 
 def strategy_for_viewer(session: Session, user: User, strategy_id: int) -> Strategy:
     """Return the strategy `user` may see, or raise NotFound / NotAllowed."""
-    strategy = session.get(Strategy, strategy_id) if 0 < strategy_id <= _LARGEST_ID else None
+    strategy = session.get(Strategy, strategy_id) if is_valid_id(strategy_id) else None
     if strategy is None:
         raise NotFound(f"no strategy {strategy_id}")
     if not can_view_account(session, user, strategy.account):
@@ -182,7 +181,7 @@ def _clean_opportunity(session: Session, account: Account, value: Any, errors: d
     if isinstance(value, bool) or not isinstance(value, int):
         errors["opportunity_id"] = "must be an opportunity id"
         return None
-    opportunity = session.get(Opportunity, value) if 0 < value <= _LARGEST_ID else None
+    opportunity = session.get(Opportunity, value) if is_valid_id(value) else None
     if opportunity is None or opportunity.deleted or opportunity.account_id != account.id:
         errors["opportunity_id"] = "must be an opportunity of this account"
         return None

@@ -15,22 +15,23 @@ from flask_login import current_user, login_required
 from extensions import db
 from planning.access import can_edit_account, can_view_account
 from planning.accounts import (
+    BADGE_LABELS,
+    DEFAULT_SORT,
     SORTS,
     get_account,
     get_account_detail,
+    list_account_activities,
     list_accounts,
     owner_choices,
 )
-from planning.links import account_timeline
 from planning.models import ActivityKind
-from planning.priorities import badges_for_accounts, prioritized_accounts
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
 PER_PAGE = 50
 SORT_LABELS = {
-    "name": "Name",
     "priority": "Needs attention first",
+    "name": "Name",
     "pipeline": "Open pipeline",
     "activity": "Recent activity",
 }
@@ -41,31 +42,30 @@ LINKED_FILTERS = {"": "Linked or not", "unlinked": "Not linked", "linked": "Link
 @login_required
 def index() -> ResponseReturnValue:
     """List the accounts the signed-in user may see."""
-    sort = request.args.get("sort", "name")
-    if sort not in SORT_LABELS:
-        sort = "name"
-    # PostgreSQL refuses NUL in text parameters; a stray %00 must not become a 500.
+    sort = request.args.get("sort", DEFAULT_SORT)
+    if sort not in SORTS:
+        sort = DEFAULT_SORT
+    # A NUL can match no name (list_accounts drops it too): the form shows back the filter applied.
     q = request.args.get("q", "").replace("\x00", "").strip()[:200] or None
     owner_id = request.args.get("owner", type=int)
     needs_strategy = request.args.get("needs_strategy") == "1"
-    # "Needs attention first" orders by uncovered activity, then pipeline (planning.priorities).
-    list_function: Callable[..., Any] = prioritized_accounts if sort == "priority" else list_accounts
-    result = list_function(
+    result = list_accounts(
         db.session,
         current_user,
         q=q,
         owner_id=owner_id,
         needs_strategy=needs_strategy,
-        sort=sort if sort in SORTS else "priority",
+        sort=sort,
         page=request.args.get("page", 1, type=int),
         per_page=PER_PAGE,
     )
     return render_template(
         "accounts/index.html",
         result=result,
-        badges=badges_for_accounts(db.session, [row.id for row in result.rows]),
+        badge_labels=BADGE_LABELS,
         filters={"q": q, "owner_id": owner_id, "needs_strategy": needs_strategy},
         sort=sort,
+        default_sort=DEFAULT_SORT,
         sort_labels=SORT_LABELS,
         owners=owner_choices(db.session, current_user),
     )
@@ -89,7 +89,7 @@ def account(account_id: int) -> ResponseReturnValue:
     return render_template(
         "accounts/account.html",
         detail=get_account_detail(db.session, found),
-        timeline=account_timeline(
+        timeline=list_account_activities(
             db.session,
             found.id,
             kinds=[timeline_filters["kind"]] if timeline_filters["kind"] else None,

@@ -1,12 +1,11 @@
-"""Signing in and out: the password form, the demo's one-click list, API bearer tokens, the header nav."""
+"""Signing in and out: the password form, the demo's one-click list, API bearer tokens, the header nav.
+
+The rules for users, passwords and tokens live in planning/users.py; this module wires them to Flask.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,90 +26,36 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import InputRequired, Length
 
 from extensions import db, login_manager
 from planning.accounts import is_valid_id
-from planning.models import ApiToken, Role, User
+from planning.models import Role, User
+from planning.users import authenticate, user_for_api_token
+
+# Older callers import these from here; they live in planning.users (explicit re-exports).
+from planning.users import hash_token as hash_token
+from planning.users import issue_api_token as issue_api_token
+from planning.users import set_password as set_password
 
 bp = Blueprint("auth", __name__)
 
 WRONG_CREDENTIALS = "Wrong email or password."
-MIN_PASSWORD_LENGTH = 8
-# Writing last_used_at on every API call would turn each read into a write.
-TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 # The demo's sign-in list stays readable even for an org built with `demo --scale`.
 DEMO_GROUP_LIMIT = 60
 
 
-# --- Users, passwords and tokens ---------------------------------------------------------------
+# --- The signed-in user -----------------------------------------------------------------------
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def find_user_by_email(session: Session, email: str) -> User | None:
-    """Return the user with this email, compared without case, or None."""
-    return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
-
-
-def set_password(user: User, password: str) -> None:
-    """Store a salted hash of `password` on `user`."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
-    user.password_hash = generate_password_hash(password)
-
-
-@cache
-def _decoy_hash() -> str:
-    return generate_password_hash(secrets.token_hex(16))
-
-
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    """Return the active user whose email and password match, or None."""
-    user = find_user_by_email(session, email)
-    if user is None or not user.active or not user.password_hash:
-        # Hash anyway, so the answer takes as long whether or not the email exists.
-        check_password_hash(_decoy_hash(), password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def issue_api_token(session: Session, user: User) -> str:
-    """Create an API token for `user` and return it; only its SHA-256 is stored."""
-    token = secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
-    session.flush()
-    return token
-
-
-def user_for_api_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
-    """Return the active user a bearer token belongs to, noting when the token was last used."""
-    if not token:
-        return None
-    row = session.execute(
-        select(ApiToken.id, ApiToken.last_used_at, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).first()
-    if row is None or not row.User.active:
-        return None
-    now = now or datetime.now(UTC)
-    if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
-        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        session.commit()
-    user: User = row.User
+def signed_in_user() -> User:
+    """Return the signed-in user as a `User` (not Flask-Login's proxy), for planning functions."""
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
     return user
 
 

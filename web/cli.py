@@ -5,12 +5,17 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 
 from extensions import db
-from planning.models import ApiToken, Role, User
-from web.auth import find_user_by_email, issue_api_token, normalize_email, set_password
+from planning.models import Role, User
+from planning.users import (
+    UserInvalid,
+    create_user,
+    find_user_by_email,
+    issue_api_token,
+    list_users,
+    set_password,
+)
 
 users = AppGroup("users", help="Manage StratLink users, passwords and API tokens.")
 
@@ -52,14 +57,11 @@ def token_command(email: str) -> None:
 @click.option("--manager", "manager_email", help="Email of the person's manager.")
 def create_command(email: str, name: str, role: str, manager_email: str | None) -> None:
     """Create a user who signs in with EMAIL (set a password with `users set-password`)."""
-    email = normalize_email(email)
-    if "@" not in email:
-        raise click.ClickException(f"{email!r} does not look like an email address.")
-    if find_user_by_email(db.session, email) is not None:
-        raise click.ClickException(f"A user with the email {email!r} already exists.")
     manager = _user_or_exit(manager_email) if manager_email else None
-    user = User(email=email, name=name.strip(), role=Role(role), manager=manager)
-    db.session.add(user)
+    try:
+        user = create_user(db.session, email, name, Role(role), manager)
+    except UserInvalid as error:
+        raise click.ClickException(str(error)) from error
     db.session.commit()
     reporting = f", reporting to {manager.email}" if manager else ""
     click.echo(f"Created {user.role.value} {user.name} <{user.email}>{reporting}.")
@@ -83,31 +85,22 @@ def set_password_command(email: str) -> None:
 @users.command("list")
 def list_command() -> None:
     """List every user with their role, manager and sign-in methods."""
-    tokens = (
-        select(ApiToken.user_id, func.count(ApiToken.id).label("count")).group_by(ApiToken.user_id).subquery()
-    )
-    manager = aliased(User)
-    rows = db.session.execute(
-        select(User, manager.email, tokens.c.count)
-        .outerjoin(manager, manager.id == User.manager_id)
-        .outerjoin(tokens, tokens.c.user_id == User.id)
-        .order_by(User.role, User.name, User.id)
-    ).all()
+    rows = list_users(db.session)
     if not rows:
         click.echo("No users yet. Load the demo (`flask --app app demo`) or run `users create`.")
         return
     header = ("email", "name", "role", "manager", "active", "password", "tokens")
     lines = [
         (
-            user.email,
-            user.name,
-            user.role.value,
-            manager_email or "",
-            "yes" if user.active else "no",
-            "yes" if user.password_hash else "no",
-            str(token_count or 0),
+            row.user.email,
+            row.user.name,
+            row.user.role.value,
+            row.manager_email or "",
+            "yes" if row.user.active else "no",
+            "yes" if row.user.password_hash else "no",
+            str(row.tokens),
         )
-        for user, manager_email, token_count in rows
+        for row in rows
     ]
     widths = [max(len(line[index]) for line in [header, *lines]) for index in range(len(header))]
     for line in [header, *lines]:

@@ -1,9 +1,112 @@
-"""Placeholder: filled in by the web foundation."""
+"""The review pages: the latest review or one by id, findings grouped by manager and rep."""
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import date
+
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from extensions import db
+from planning.access import sees_everything
+from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
+from planning.findings import (
+    count_by_status,
+    get_review,
+    group_by_manager_and_rep,
+    latest_review,
+    visible_findings,
+)
+from planning.models import Finding, Review, Role, User
+from planning.review import RULES, run_review_from_config
+
+bp = Blueprint("reviews", __name__, url_prefix="/reviews")
+
+LARGEST_ID = 2**31 - 1
+RECENT_REVIEWS = 12
+
+
+def _user() -> User:
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user
+
+
+def may_run_reviews(user: User) -> bool:
+    """Tell whether `user` may start a review (it covers the whole org: managers and admins)."""
+    return user.role in (Role.MANAGER, Role.ADMIN)
+
+
+@bp.get("")
+@login_required
+def latest() -> ResponseReturnValue:
+    """Show the latest review."""
+    return _render(latest_review(db.session))
+
+
+@bp.get("/<int:review_id>")
+@login_required
+def review(review_id: int) -> ResponseReturnValue:
+    """Show one review."""
+    found = get_review(db.session, review_id) if review_id <= LARGEST_ID else None
+    if found is None:
+        abort(404)
+    return _render(found)
+
+
+@bp.post("/run")
+@login_required
+def run() -> ResponseReturnValue:
+    """Run the review now (or as of a chosen day) and show it."""
+    if not may_run_reviews(_user()):
+        abort(403)
+    raw = request.form.get("as_of", "").strip()
+    try:
+        as_of = date.fromisoformat(raw) if raw else None
+        done = run_review_from_config(db.session, current_app.config, as_of=as_of)
+    except ValueError as error:  # a malformed date, or a ReviewParameterError
+        db.session.rollback()
+        flash(f"No review ran: “{raw[:20]}” is not a day the review can use ({error}).", "error")
+        return redirect(url_for("reviews.latest"))
+    db.session.commit()
+    flash(
+        f"Review as of {done.as_of.isoformat()} done: {len(done.findings)} findings in the whole org.",
+        "success",
+    )
+    return redirect(url_for("reviews.review", review_id=done.id))
+
+
+def _render(shown: Review | None) -> ResponseReturnValue:
+    user = _user()
+    rule = request.args.get("rule", "")
+    if rule not in RULES:
+        rule = ""
+    findings = visible_findings(db.session, user, shown, rule=rule or None) if shown is not None else []
+    recent = db.session.execute(
+        select(Review.id, Review.as_of).order_by(Review.as_of.desc()).limit(RECENT_REVIEWS)
+    ).all()
+    return render_template(
+        "reviews/show.html",
+        review=shown,
+        groups=group_by_manager_and_rep(findings),
+        counts=count_by_status(findings),
+        total=len(findings),
+        rule=rule,
+        rule_titles=RULE_TITLES,
+        reason_titles=REASON_TITLES,
+        recent=recent,
+        may_run=may_run_reviews(user),
+        scope="everyone" if sees_everything(user) else ("team" if user.role == Role.MANAGER else "own"),
+    )
+
+
+def finding_words(finding: Finding, review: Review) -> str:
+    """Say what a finding of `review` found, with that review's thresholds."""
+    return describe_finding(finding, window_days=review.window_days, stale_days=review.stale_days)
 
 
 def init_app(app: Flask) -> None:
-    """Register this module with the app."""
+    """Register the review pages."""
+    app.add_template_filter(finding_words, "finding_words")
+    app.register_blueprint(bp)

@@ -7,20 +7,22 @@ Flask-WTF's CSRFProtect.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask_login import login_required
+from sqlalchemy.orm import Session
 
 from extensions import db
 from planning.access import can_comment_on_account, can_edit_account
+from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
 from planning.links import LinkRefused, link_activities, suggest_links, unlink_activities
 from planning.markdown import render_markdown
 from planning.metrics import dashboard_figures
-from planning.models import Account, Opportunity, Strategy, StrategyStatus, User
+from planning.models import Account, Strategy, StrategyStatus, User
 from planning.strategies import (
     FIELD_LABELS,
     TEXT_FIELDS,
@@ -39,6 +41,7 @@ from planning.strategies import (
     word_diff,
 )
 from planning.tactics import check_tactics
+from web.auth import safe_next, signed_in_user
 
 bp = Blueprint("strategies", __name__)
 
@@ -57,43 +60,30 @@ FIELD_HINTS = {
 }
 LINK_PER_PAGE = 50
 
+_Found = TypeVar("_Found")
 
-def _me() -> User:
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
-    return user
+
+def _viewable_or_abort(lookup: Callable[[Session, User, int], _Found], key: int) -> _Found:
+    """Return what `lookup` finds for the signed-in user, or answer 404 (no such record) or 403."""
+    try:
+        return lookup(db.session, signed_in_user(), key)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        abort(403)
 
 
 def _account_or_abort(account_id: int) -> Account:
-    try:
-        return account_for_viewer(db.session, _me(), account_id)
-    except NotFound:
-        abort(404)
-    except NotAllowed:
-        abort(403)
+    return _viewable_or_abort(account_for_viewer, account_id)
 
 
 def _strategy_or_abort(strategy_id: int) -> Strategy:
-    try:
-        return strategy_for_viewer(db.session, _me(), strategy_id)
-    except NotFound:
-        abort(404)
-    except NotAllowed:
-        abort(403)
+    return _viewable_or_abort(strategy_for_viewer, strategy_id)
 
 
 def _form_fields() -> dict[str, Any]:
     """Read the strategy fields from the submitted form, as text, for planning to check."""
     return {name: request.form.get(name, "") for name in FORM_FIELDS if name in request.form}
-
-
-def _opportunities(account: Account) -> list[Opportunity]:
-    return list(
-        db.session.scalars(
-            select(Opportunity)
-            .where(Opportunity.account_id == account.id, Opportunity.deleted.is_(False))
-            .order_by(Opportunity.is_closed, Opportunity.close_date, Opportunity.id)
-        )
-    )
 
 
 def _previews(values: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +112,7 @@ def _render_form(
             previews=_previews(values) if preview else None,
             version=version if version is not None else (strategy.version if strategy else None),
             status_choices=STATUS_CHOICES,
-            opportunities=_opportunities(account),
+            opportunities=account_opportunities(db.session, account.id),
             labels=FIELD_LABELS,
             hints=FIELD_HINTS,
         ),
@@ -151,7 +141,7 @@ def _values_for_form(strategy: Strategy | None) -> dict[str, Any]:
 def new(account_id: int) -> ResponseReturnValue:
     """Write a new strategy for an account."""
     account = _account_or_abort(account_id)
-    if not can_edit_account(_me(), account):
+    if not can_edit_account(signed_in_user(), account):
         abort(403)
     if request.method == "GET":
         return _render_form(account, None, _values_for_form(None))
@@ -161,7 +151,7 @@ def new(account_id: int) -> ResponseReturnValue:
     try:
         strategy = create_strategy(
             db.session,
-            _me(),
+            signed_in_user(),
             account,
             _form_fields(),
             activate_anyway=request.form.get("activate_anyway") == "1",
@@ -183,7 +173,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
     """Edit a strategy; a save from an older version shows the conflict instead of overwriting."""
     strategy = _strategy_or_abort(strategy_id)
     account = strategy.account
-    if not can_edit_account(_me(), account):
+    if not can_edit_account(signed_in_user(), account):
         abort(403)
     if request.method == "GET":
         return _render_form(account, strategy, _values_for_form(strategy))
@@ -197,7 +187,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
     try:
         update_strategy(
             db.session,
-            _me(),
+            signed_in_user(),
             strategy,
             _form_fields(),
             version=version,
@@ -229,7 +219,8 @@ def _saved_message(strategy: Strategy) -> str:
 def _render_conflict(current: Strategy, mine: dict[str, Any], my_version: int) -> ResponseReturnValue:
     """Show both texts side by side, differences marked, and a merge form based on the current version."""
     theirs = _values_for_form(current)
-    opportunity_names = {str(item.id): item.name for item in _opportunities(current.account)}
+    opportunities = account_opportunities(db.session, current.account_id)
+    opportunity_names = {str(item.id): item.name for item in opportunities}
     fields = []
     for name in FORM_FIELDS:
         their_value, my_value = str(theirs.get(name) or ""), str(mine.get(name) or "")
@@ -258,7 +249,7 @@ def _render_conflict(current: Strategy, mine: dict[str, Any], my_version: int) -
             values=mine,
             version=current.version,
             status_choices=STATUS_CHOICES,
-            opportunities=_opportunities(current.account),
+            opportunities=opportunities,
             labels=FIELD_LABELS,
             hints=FIELD_HINTS,
         ),
@@ -272,7 +263,7 @@ def show(strategy_id: int) -> ResponseReturnValue:
     """Show a strategy: its text, linked activities, suggested links and comments."""
     strategy = _strategy_or_abort(strategy_id)
     account = strategy.account
-    can_edit = can_edit_account(_me(), account)
+    can_edit = can_edit_account(signed_in_user(), account)
     linked = sorted(
         (link.activity for link in strategy.links), key=lambda activity: activity.occurred_at, reverse=True
     )
@@ -287,7 +278,7 @@ def show(strategy_id: int) -> ResponseReturnValue:
         suggestions=suggest_links(db.session, strategy, 8) if can_edit else [],
         comments=comments_on(db.session, strategy),
         can_edit=can_edit,
-        can_comment=can_comment_on_account(db.session, _me(), account),
+        can_comment=can_comment_on_account(db.session, signed_in_user(), account),
     )
 
 
@@ -313,7 +304,9 @@ def history(strategy_id: int) -> ResponseReturnValue:
         comparison=comparison,
         labels=FIELD_LABELS,
         text_fields=TEXT_FIELDS,
-        opportunity_names={item.id: item.name for item in _opportunities(strategy.account)},
+        opportunity_names={
+            item.id: item.name for item in account_opportunities(db.session, strategy.account_id)
+        },
     )
 
 
@@ -321,11 +314,9 @@ def history(strategy_id: int) -> ResponseReturnValue:
 
 
 def _back_to_account(account: Account) -> ResponseReturnValue:
-    target = request.form.get("next", "")
     # Only a path on this site: the form field must not become an open redirect.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target)
-    return redirect(url_for("accounts.account", account_id=account.id))
+    target = safe_next(request.form.get("next"))
+    return redirect(target or url_for("accounts.account", account_id=account.id))
 
 
 def _activity_ids() -> list[int]:
@@ -343,11 +334,11 @@ def _activity_ids() -> list[int]:
 def link_from_timeline(account_id: int) -> ResponseReturnValue:
     """Link the activities ticked on the account timeline to a strategy, or unlink them."""
     account = _account_or_abort(account_id)
-    if not can_edit_account(_me(), account):
+    if not can_edit_account(signed_in_user(), account):
         abort(403)
     ids = _activity_ids()
     strategy_id = request.form.get("strategy_id", type=int)
-    strategy = db.session.get(Strategy, strategy_id) if strategy_id and 0 < strategy_id < 2**31 else None
+    strategy = db.session.get(Strategy, strategy_id) if is_valid_id(strategy_id) else None
     if strategy is None or strategy.account_id != account.id:
         flash("Choose one of this account's strategies.", "error")
         return _back_to_account(account)
@@ -357,19 +348,18 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     action = request.form.get("action", "link")
     try:
         if action == "unlink":
-            result = unlink_activities(db.session, _me(), strategy, ids)
+            result = unlink_activities(db.session, signed_in_user(), strategy, ids)
             message = f"Unlinked {_count(len(result.unlinked))}."
         else:
-            result = link_activities(db.session, _me(), strategy, ids, move=request.form.get("move") == "1")
+            result = link_activities(
+                db.session, signed_in_user(), strategy, ids, move=request.form.get("move") == "1"
+            )
             message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
             if result.moved:
                 message += f" {_count(len(result.moved))} moved from another strategy."
     except LinkRefused as refused:
         db.session.rollback()
-        flash(
-            "Nothing was linked: " + "; ".join(_refusal(key, why) for key, why in refused.problems.items()),
-            "error",
-        )
+        flash("Nothing was linked: " + _refusals(refused), "error")
         return _back_to_account(account)
     db.session.commit()
     flash(message, "success")
@@ -378,6 +368,11 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
 
 def _count(number: int) -> str:
     return f"{number} {'activity' if number == 1 else 'activities'}"
+
+
+def _refusals(refused: LinkRefused) -> str:
+    """Say why each activity could not be linked, in words for the flash message."""
+    return "; ".join(_refusal(key, reason) for key, reason in refused.problems.items())
 
 
 def _refusal(activity_id: int, reason: str) -> str:
@@ -391,13 +386,13 @@ def _refusal(activity_id: int, reason: str) -> str:
 def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue:
     """Link one suggested activity to the strategy."""
     strategy = _strategy_or_abort(strategy_id)
-    if not can_edit_account(_me(), strategy.account):
+    if not can_edit_account(signed_in_user(), strategy.account):
         abort(403)
     try:
-        link_activities(db.session, _me(), strategy, [activity_id])
+        link_activities(db.session, signed_in_user(), strategy, [activity_id])
     except LinkRefused as refused:
         db.session.rollback()
-        flash("Not linked: " + "; ".join(_refusal(k, v) for k, v in refused.problems.items()), "error")
+        flash("Not linked: " + _refusals(refused), "error")
     else:
         db.session.commit()
         flash("Linked the suggested activity.", "success")
@@ -409,9 +404,9 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
 def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
     """Unlink one activity from the strategy."""
     strategy = _strategy_or_abort(strategy_id)
-    if not can_edit_account(_me(), strategy.account):
+    if not can_edit_account(signed_in_user(), strategy.account):
         abort(403)
-    unlink_activities(db.session, _me(), strategy, [activity_id])
+    unlink_activities(db.session, signed_in_user(), strategy, [activity_id])
     db.session.commit()
     flash("Unlinked the activity.", "success")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#linked")
@@ -426,7 +421,7 @@ def comment(strategy_id: int) -> ResponseReturnValue:
     """Add a comment to the strategy."""
     strategy = _strategy_or_abort(strategy_id)
     try:
-        add_comment(db.session, _me(), strategy, request.form.get("body", ""))
+        add_comment(db.session, signed_in_user(), strategy, request.form.get("body", ""))
     except NotAllowed:
         abort(403)
     except StrategyInvalid as invalid:
@@ -445,7 +440,9 @@ def comment(strategy_id: int) -> ResponseReturnValue:
 @login_required
 def dashboard() -> ResponseReturnValue:
     """Show strategy coverage, pipeline with and without a strategy, and the dialogue ratio."""
-    return render_template("strategies/dashboard.html", dashboard=dashboard_figures(db.session, _me()))
+    return render_template(
+        "strategies/dashboard.html", dashboard=dashboard_figures(db.session, signed_in_user())
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from integrations import sources
 from integrations.base import AccountRecord, ActivityRecord, Batch, SourceReport, UserRecord
 from planning.models import Account, Activity, SyncRun, User
-from tests.conftest import skip_or_fail
 from tests.factories import utc
 
 DOCUMENT = {
@@ -192,10 +191,6 @@ def test_demo_without_a_demo_source_is_a_usage_error(runner, monkeypatch):
 
 
 def test_the_real_demo_org_loads_cleanly_and_is_idempotent(runner, db):
-    try:
-        import integrations.demo  # noqa: F401
-    except ImportError:
-        skip_or_fail("integrations/demo.py is not there yet")
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     assert first.stdout.splitlines()[0].split(": ")[1].startswith("succeeded")

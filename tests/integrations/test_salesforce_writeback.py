@@ -257,3 +257,35 @@ def test_the_writeback_command_refuses_when_write_back_is_off(
 
     assert result.exit_code == 1
     assert "write-back is off" in result.output
+
+
+def test_the_scheduled_job_writes_a_review_back_and_records_the_run(
+    app: Flask, db: Session, fake: FakeSalesforce
+) -> None:
+    from jobs.models import JobRun
+    from jobs.tasks import WRITEBACK_JOB, run_recorded, writeback_wanted, writeback_work
+
+    app.config.update(config(fake), STRATLINK_SOURCE="salesforce")
+    accounts = mirrored_accounts(db, fake, 3)
+    review = make_review(db)
+    flag(db, review, accounts[0], uncovered=7)
+    db.commit()
+    scheduled_for = datetime(2026, 11, 23, 7, tzinfo=UTC)
+
+    assert writeback_wanted(app.config)
+    run = run_recorded(db, WRITEBACK_JOB, scheduled_for, lambda session: writeback_work(session, review.id))
+
+    assert run is not None and run.outcome == "succeeded"
+    assert "3 of 3 accounts written back in 1 requests" in (run.message or "")
+    sent = {record["id"]: record for record in composite_calls(fake)[0].json()["records"]}
+    assert sent[accounts[0].external_id]["StratLink_Uncovered_Activities__c"] == 7
+    assert sent[accounts[1].external_id]["StratLink_Uncovered_Activities__c"] == 0
+    assert db.query(JobRun).filter_by(job=WRITEBACK_JOB).count() == 1
+
+
+def test_write_back_is_not_wanted_unless_enabled_for_a_salesforce_source(app: Flask) -> None:
+    from jobs.tasks import writeback_wanted
+
+    assert not writeback_wanted({"SALESFORCE_WRITEBACK": True, "STRATLINK_SOURCE": "demo"})
+    assert not writeback_wanted({"SALESFORCE_WRITEBACK": False, "STRATLINK_SOURCE": "salesforce"})
+    assert writeback_wanted({"SALESFORCE_WRITEBACK": True, "STRATLINK_SOURCE": "salesforce"})

@@ -1,4 +1,4 @@
-"""Linking activities to strategies, suggestions, priorities and dashboard figures."""
+"""Linking activities to strategies, suggestions, the account list's priorities and dashboard figures."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
+from planning.accounts import badges_for_accounts, list_accounts
 from planning.comments import add_comment, comments_on
 from planning.links import LinkRefused, key_terms, link_activities, suggest_links, unlink_activities
 from planning.metrics import dashboard_figures
 from planning.models import Direction, Link, Role, StrategyStatus
-from planning.priorities import prioritized_accounts
 from planning.strategies import NotAllowed, StrategyInvalid
 from tests.factories import make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -155,7 +155,7 @@ def test_priorities_put_uncovered_activity_first_with_badges(db: Session, rep) -
     other_rep_account = make_account(db, owner=make_user(db), name="Not mine")
     make_activity(db, account=other_rep_account, occurred_at=NOW)
 
-    page = prioritized_accounts(db, rep, now=NOW)
+    page = list_accounts(db, rep, now=NOW)
 
     assert [row.name for row in page.rows] == ["Busy Co", "Covered Co", "Quiet Co"]
     badges = {row.name: row.badges for row in page.rows}
@@ -165,7 +165,11 @@ def test_priorities_put_uncovered_activity_first_with_badges(db: Session, rep) -
         "Quiet Co": ["no_strategy"],
     }
     assert [row.uncovered_recent for row in page.rows] == [6, 1, 0]
-    needing = prioritized_accounts(db, rep, needs_strategy=True, now=NOW)
+    # The badges of a given set of accounts, asked for on their own, are the list's.
+    assert badges_for_accounts(db, [row.id for row in page.rows], now=NOW) == {
+        row.id: row.badges for row in page.rows
+    }
+    needing = list_accounts(db, rep, needs_strategy=True, now=NOW)
     assert [row.name for row in needing.rows] == ["Busy Co", "Quiet Co"]
 
 
@@ -174,10 +178,10 @@ def test_a_strategy_with_no_linked_activity_in_sixty_days_is_stale(db: Session, 
     call = make_activity(db, account=account, occurred_at=NOW - timedelta(days=61))
     link_activities(db, rep, strategy, [call.id])
 
-    assert prioritized_accounts(db, rep, now=NOW).rows[0].badges == ["stale_strategy"]
+    assert list_accounts(db, rep, now=NOW).rows[0].badges == ["stale_strategy"]
     fresh = make_activity(db, account=account, occurred_at=NOW - timedelta(days=59))
     link_activities(db, rep, strategy, [fresh.id])
-    assert prioritized_accounts(db, rep, now=NOW).rows[0].badges == []
+    assert list_accounts(db, rep, now=NOW).rows[0].badges == []
 
 
 def test_dashboard_figures_cover_the_callers_scope(db: Session) -> None:

@@ -32,7 +32,7 @@ def test_a_rep_sees_only_their_own_accounts(client, org, login_as):
 
 def test_a_manager_sees_their_teams_accounts_and_not_another_teams(client, org, login_as):
     login_as(org.east)
-    html = client.get("/accounts").get_data(as_text=True)
+    html = client.get("/accounts?sort=name").get_data(as_text=True)
     assert _names(html) == ["Amber Foods", "Anvil Works"]
     assert "Bluebird Freight" not in html
     assert '<th scope="col">Owner</th>' in html and "<td>Amir Aziz</td>" in html
@@ -43,7 +43,7 @@ def test_a_manager_sees_their_teams_accounts_and_not_another_teams(client, org, 
 @pytest.mark.parametrize("who", ["vp", "admin"])
 def test_the_vp_and_admins_see_every_account(client, org, login_as, who):
     login_as(getattr(org, who))
-    html = client.get("/accounts").get_data(as_text=True)
+    html = client.get("/accounts?sort=name").get_data(as_text=True)
     assert _names(html) == ["Amber Foods", "Anvil Works", "Bluebird Freight"]
 
 
@@ -166,7 +166,7 @@ def book(db, org):
 
 
 def test_the_name_filter_matches_part_of_the_name_without_case(db, org, book):
-    names = [row.name for row in list_accounts(db, org.ann, q="harbor").rows]
+    names = [row.name for row in list_accounts(db, org.ann, q="harbor", sort="name").rows]
     assert names == ["Harbor Steel", "Harborview Clinic"]
     # LIKE wildcards in the search are taken literally.
     assert [row.name for row in list_accounts(db, org.ann, q="100%").rows] == ["Zenith 100% Labs"]
@@ -174,7 +174,7 @@ def test_the_name_filter_matches_part_of_the_name_without_case(db, org, book):
 
 
 def test_no_active_strategy_filter_leaves_out_accounts_with_one(db, org, book):
-    names = [row.name for row in list_accounts(db, org.ann, needs_strategy=True).rows]
+    names = [row.name for row in list_accounts(db, org.ann, needs_strategy=True, sort="name").rows]
     assert names == ["Anvil Works", "Harborview Clinic", "Zenith 100% Labs"]
 
 
@@ -202,10 +202,20 @@ def test_filters_and_sort_come_from_the_query_string(client, org, book, login_as
     assert client.get("/accounts?sort=bogus&page=abc&owner=x").status_code == 200
 
 
+def test_my_accounts_put_uncovered_activity_first_then_pipeline_by_default(client, db, org, book, login_as):
+    # Uncovered activity in the last 30 days: Harborview Clinic 4, Anvil Works 1, the others none.
+    names = [row.name for row in list_accounts(db, org.ann).rows]
+    assert names == ["Harborview Clinic", "Anvil Works", "Zenith 100% Labs", "Harbor Steel"]
+    login_as(org.ann)
+    html = client.get("/accounts").get_data(as_text=True)
+    assert _names(html) == names
+    assert '<option value="priority" selected>Needs attention first</option>' in html
+
+
 def test_pages_of_the_list_neither_overlap_nor_skip(db, org, book):
     seen = []
     for number in (1, 2, 3):
-        page = list_accounts(db, org.ann, per_page=2, page=number)
+        page = list_accounts(db, org.ann, per_page=2, page=number, sort="name")
         assert page.total == 4 and page.pages == 2
         seen += [row.name for row in page.rows]
     # Page 3 is past the end and is clamped to the last page.
@@ -318,6 +328,27 @@ def test_the_timeline_is_paged_newest_first(db, org):
     assert [entry.subject for entry in first.rows] == ["Day 1", "Day 2", "Day 3"]
     assert [entry.subject for entry in second.rows] == ["Day 4", "Day 5", "Day 6"]
     assert first.total == 7 and first.pages == 3
+
+
+def test_the_timeline_filters_by_kind_time_and_link(db, org):
+    account = org.ann_account
+    strategy = make_strategy(db, account=account, objective="")
+    call = make_activity(db, account=account, occurred_at=NOW - timedelta(days=1), kind="call")
+    meeting = make_activity(db, account=account, occurred_at=NOW - timedelta(days=3), kind="meeting")
+    old_call = make_activity(db, account=account, occurred_at=NOW - timedelta(days=10), kind="call")
+    link(db, strategy, meeting)
+
+    def ids(**filters) -> list[int]:
+        return [entry.id for entry in list_account_activities(db, account.id, **filters).rows]
+
+    assert ids(kinds=["call"]) == [call.id, old_call.id]
+    assert ids(kinds=["no-such-kind"]) == []
+    assert ids(start=NOW - timedelta(days=5), end=NOW - timedelta(days=2)) == [meeting.id]
+    assert ids(linked=True) == [meeting.id]
+    assert ids(linked=False) == [call.id, old_call.id]
+    entry = list_account_activities(db, account.id, linked=True).rows[0]
+    # A strategy with no objective yet still has a name on the timeline.
+    assert (entry.strategy_id, entry.strategy_headline) == (strategy.id, f"Strategy {strategy.id}")
 
 
 def test_a_crm_link_that_is_not_http_is_never_rendered(client, db, org, login_as):

@@ -11,8 +11,8 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from planning.models import Direction, Role, User
+from planning.users import issue_api_token
 from tests.factories import make_account, make_activity, make_opportunity, make_strategy, make_user
-from web.auth import issue_api_token
 
 NOW = datetime.now(UTC)
 GOOD = {

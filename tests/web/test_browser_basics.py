@@ -64,6 +64,7 @@ def test_a_rep_signs_in_from_the_demo_list_browses_and_signs_out(page, org, anns
     # Anchored: the sign-in page's own URL ends in "next=/accounts" too.
     expect(page).to_have_url(re.compile(r"^http://127\.0\.0\.1:\d+/accounts$"))
     expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
+    page.goto("/accounts?sort=name")
     expect(page.locator("a.account-link")).to_have_text(sorted(anns_book))
     expect(page.get_by_text("Bluebird Freight")).to_have_count(0)
     expect(page.get_by_role("row", name="Anvil Works").get_by_text("$1.3M")).to_be_visible()

@@ -18,6 +18,9 @@ from web.auth import issue_api_token
 
 WRITERS = 20
 
+# Concurrency is what PostgreSQL serves in production; SQLite serializes writers anyway.
+pytestmark = pytest.mark.postgres
+
 
 @pytest.fixture
 def postgres(database_url: str) -> str:

@@ -11,13 +11,20 @@ from marshmallow import EXCLUDE
 from sqlalchemy import select
 
 from extensions import db
-from planning.links import account_timeline
-from planning.models import ActivityKind, Opportunity, Strategy
-from planning.priorities import BADGE_LABELS, SORTS, prioritized_accounts
+from planning.accounts import (
+    BADGE_LABELS,
+    DEFAULT_SORT,
+    MAX_ID,
+    SORTS,
+    Page,
+    account_opportunities,
+    list_account_activities,
+)
+from planning.accounts import list_accounts as account_list
+from planning.models import ActivityKind, Strategy
 from planning.strategies import account_for_viewer, create_strategy
 from web.api import bp
 from web.api.strategies import (
-    LARGEST_ID,
     READ_RESPONSES,
     WRITE_RESPONSES,
     ActivityOut,
@@ -26,11 +33,11 @@ from web.api.strategies import (
     StrategyOut,
     StrategyResponse,
     activity_dict,
-    me,
     person_dict,
     planning_errors,
     strategy_dict,
 )
+from web.auth import signed_in_user
 
 MAX_PER_PAGE = 200
 MAX_PAGE = 100_000
@@ -43,18 +50,23 @@ class PaginationOut(Schema):
     pages = Integer()
 
 
+def pagination_dict(page: Page[Any]) -> dict[str, int]:
+    """Return what PaginationOut shows of a page of rows."""
+    return {"page": page.page, "per_page": page.per_page, "total": page.total, "pages": page.pages}
+
+
 class AccountsQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
     q = String(load_default=None, validate=Length(max=200), metadata={"description": "Name contains"})
     owner = Integer(
-        load_default=None, validate=Range(min=1, max=LARGEST_ID), metadata={"description": "Owner id"}
+        load_default=None, validate=Range(min=1, max=MAX_ID), metadata={"description": "Owner id"}
     )
     needs_strategy = Boolean(
         load_default=False, metadata={"description": "Only accounts with no active strategy"}
     )
-    sort = String(load_default="priority", validate=OneOf(SORTS))
+    sort = String(load_default=DEFAULT_SORT, validate=OneOf(SORTS))
     page = Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
     per_page = Integer(load_default=50, validate=Range(min=1, max=MAX_PER_PAGE))
 
@@ -118,16 +130,17 @@ class AccountOut(Schema):
 @bp.output(AccountListOut)
 @bp.doc(
     summary="List the accounts you may see",
-    description="Most uncovered activity first (sort=priority), or by name or open pipeline.",
+    description="Most uncovered activity first (sort=priority), or by name, open pipeline or recent "
+    "activity.",
     tags=["Accounts"],
     responses={401: READ_RESPONSES[401]},
 )
 def list_accounts(query_data: dict[str, Any]) -> dict[str, Any]:
     """List accounts with their figures and badges, filtered and paginated."""
-    page = prioritized_accounts(
+    page = account_list(
         db.session,
-        me(),
-        q=(query_data["q"] or "").replace("\x00", "") or None,
+        signed_in_user(),
+        q=query_data["q"],
         owner_id=query_data["owner"],
         needs_strategy=query_data["needs_strategy"],
         sort=query_data["sort"],
@@ -148,12 +161,7 @@ def list_accounts(query_data: dict[str, Any]) -> dict[str, Any]:
             }
             for row in page.rows
         ],
-        "pagination": {
-            "page": page.page,
-            "per_page": page.per_page,
-            "total": page.total,
-            "pages": page.pages,
-        },
+        "pagination": pagination_dict(page),
     }
 
 
@@ -169,8 +177,8 @@ def list_accounts(query_data: dict[str, Any]) -> dict[str, Any]:
 def get_account(account_id: int, query_data: dict[str, Any]) -> dict[str, Any]:
     """Get one account, its open opportunities, its strategies and a page of its activities."""
     with planning_errors():
-        account = account_for_viewer(db.session, me(), account_id)
-    timeline = account_timeline(
+        account = account_for_viewer(db.session, signed_in_user(), account_id)
+    timeline = list_account_activities(
         db.session,
         account.id,
         kinds=[query_data["kind"]] if query_data["kind"] else None,
@@ -181,11 +189,7 @@ def get_account(account_id: int, query_data: dict[str, Any]) -> dict[str, Any]:
     strategies = db.session.scalars(
         select(Strategy).where(Strategy.account_id == account.id).order_by(Strategy.id)
     ).all()
-    opportunities = db.session.scalars(
-        select(Opportunity)
-        .where(Opportunity.account_id == account.id, Opportunity.deleted.is_(False))
-        .order_by(Opportunity.is_closed, Opportunity.close_date, Opportunity.id)
-    ).all()
+    opportunities = account_opportunities(db.session, account.id)
     return {
         "id": account.id,
         "source": account.source,
@@ -210,12 +214,7 @@ def get_account(account_id: int, query_data: dict[str, Any]) -> dict[str, Any]:
         ],
         "strategies": [strategy_dict(strategy) for strategy in strategies],
         "activities": [activity_dict(row) for row in timeline.rows],
-        "activities_pagination": {
-            "page": timeline.page,
-            "per_page": timeline.per_page,
-            "total": timeline.total,
-            "pages": timeline.pages,
-        },
+        "activities_pagination": pagination_dict(timeline),
     }
 
 
@@ -239,7 +238,9 @@ def post_strategy(account_id: int, json_data: dict[str, Any]) -> dict[str, Any]:
     """Create a strategy (version 1) for the account; the account's owner or an admin may."""
     activate_anyway = json_data.pop("activate_anyway", False)
     with planning_errors():
-        account = account_for_viewer(db.session, me(), account_id)
-        strategy = create_strategy(db.session, me(), account, json_data, activate_anyway=activate_anyway)
+        account = account_for_viewer(db.session, signed_in_user(), account_id)
+        strategy = create_strategy(
+            db.session, signed_in_user(), account, json_data, activate_anyway=activate_anyway
+        )
         db.session.commit()
     return strategy_dict(strategy)

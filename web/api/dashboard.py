@@ -10,7 +10,8 @@ from apiflask.fields import DateTime, Float, Integer, List, Nested, String
 from extensions import db
 from planning.metrics import Figures, dashboard_figures
 from web.api import bp
-from web.api.strategies import READ_RESPONSES, me
+from web.api.strategies import READ_RESPONSES
+from web.auth import signed_in_user
 
 
 class FiguresOut(Schema):
@@ -71,7 +72,7 @@ def figures_dict(figures: Figures) -> dict[str, Any]:
 )
 def get_dashboard() -> dict[str, Any]:
     """Return the figures over the accounts you may see, in total and by owner."""
-    dashboard = dashboard_figures(db.session, me())
+    dashboard = dashboard_figures(db.session, signed_in_user())
     return {
         "as_of": dashboard.as_of,
         "recent_days": dashboard.recent_days,

@@ -10,16 +10,18 @@ from apiflask.validators import Length, Range
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
+from planning.accounts import MAX_ID
 from planning.links import LinkResult, link_activities, unlink_activities
 from web.api import abort_api, bp
-from web.api.strategies import LARGEST_ID, WRITE_RESPONSES, load_strategy, me, planning_errors
+from web.api.strategies import WRITE_RESPONSES, load_strategy, planning_errors
+from web.auth import signed_in_user
 
 MAX_IDS = 1000
 
 
 def _activity_ids() -> List:
     return List(
-        Integer(strict=True, validate=Range(min=1, max=LARGEST_ID)),
+        Integer(strict=True, validate=Range(min=1, max=MAX_ID)),
         required=True,
         validate=Length(min=1, max=MAX_IDS),
         metadata={"description": f"Activity ids (at most {MAX_IDS})"},
@@ -78,7 +80,7 @@ def post_links(strategy_id: int, json_data: dict[str, Any]) -> dict[str, Any]:
     with planning_errors():
         try:
             result = link_activities(
-                db.session, me(), strategy, json_data["activity_ids"], move=json_data["move"]
+                db.session, signed_in_user(), strategy, json_data["activity_ids"], move=json_data["move"]
             )
             db.session.commit()
         except IntegrityError:
@@ -100,6 +102,6 @@ def delete_links(strategy_id: int, json_data: dict[str, Any]) -> dict[str, Any]:
     """Remove the links between these activities and the strategy."""
     strategy = load_strategy(strategy_id)
     with planning_errors():
-        result = unlink_activities(db.session, me(), strategy, json_data["activity_ids"])
+        result = unlink_activities(db.session, signed_in_user(), strategy, json_data["activity_ids"])
         db.session.commit()
     return _result(strategy.id, result, sorted(link.activity_id for link in strategy.links))

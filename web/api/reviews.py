@@ -1,1 +1,163 @@
-"""Placeholder: routes on `web.api.bp` are added here."""
+"""API: run the tactics review now, read the latest review, read one review.
+
+Who may do what: managers and admins may run a review (it covers the whole org, so a rep may not
+start one: 403); everyone reads reviews, and sees only the findings on accounts they may see — a rep
+their own, a manager their team's, the VP and admins everyone's.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from apiflask import Schema
+from apiflask.fields import Date, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import OneOf, Range
+from flask import current_app
+from flask_login import current_user
+from marshmallow import EXCLUDE
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from planning.findings import get_review, latest_review, visible_findings
+from planning.models import Review, Role, User
+from planning.review import (
+    EARLIEST_AS_OF,
+    KINDS,
+    LATEST_AS_OF,
+    REASONS,
+    RULES,
+    STATUSES,
+    ReviewParameterError,
+    review_to_dict,
+    run_review_from_config,
+)
+from web.api import abort_api, bp
+
+LARGEST_ID = 2**31 - 1
+RESPONSES = {401: "Not signed in", 404: "No such review"}
+
+
+class ReviewAccountOut(Schema):
+    id = Integer()
+    external_id = String(metadata={"description": "The account's id in the CRM"})
+    name = String()
+
+
+class ReviewOwnerOut(Schema):
+    id = Integer()
+    email = String()
+    name = String()
+
+
+class FindingOut(Schema):
+    rule = String(metadata={"enum": list(RULES)})
+    reason = String(metadata={"enum": list(REASONS)})
+    status = String(metadata={"enum": list(STATUSES)})
+    account = Nested(ReviewAccountOut)
+    owner = Nested(ReviewOwnerOut, allow_none=True, metadata={"description": "The account's owner"})
+    strategy_id = Integer(
+        allow_none=True, metadata={"description": "The stale strategy (stale_strategy only)"}
+    )
+    uncovered = Dict(
+        keys=String(validate=OneOf(KINDS)),
+        values=Integer(),
+        metadata={"description": "Uncovered activities in the window, by kind (kinds with none left out)"},
+    )
+    oldest_uncovered_at = String(allow_none=True, metadata={"format": "date-time"})
+    open_pipeline = Float(metadata={"description": "Amount of the account's open opportunities"})
+
+
+class ReviewParametersOut(Schema):
+    window_days = Integer()
+    min_activities = Integer()
+    stale_days = Integer()
+    timezone = String()
+
+
+class ReviewOut(Schema):
+    id = Integer()
+    as_of = String(metadata={"format": "date"})
+    created_at = String(metadata={"format": "date-time"})
+    parameters = Nested(ReviewParametersOut)
+    findings = List(Nested(FindingOut))
+
+
+class RunReviewIn(Schema):
+    as_of = Date(
+        validate=Range(min=EARLIEST_AS_OF, max=LATEST_AS_OF),
+        metadata={"description": "Review as of this day (default: today in REVIEW_TIMEZONE)"},
+    )
+
+
+class RuleQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    rule = String(validate=OneOf(RULES), metadata={"description": "Only findings of this rule"})
+
+
+def _caller() -> User:
+    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user
+
+
+def _shown(review: Review, rule: str | None = None) -> dict[str, Any]:
+    return review_to_dict(review, visible_findings(db.session, _caller(), review, rule=rule))
+
+
+@bp.post("/reviews")
+@bp.input(RunReviewIn, location="json", arg_name="body")
+@bp.output(ReviewOut, status_code=201)
+@bp.doc(
+    summary="Run the tactics review now",
+    description="Runs and stores the review as of the given day (replacing one for that day). "
+    "Managers and admins only; the answer holds the findings you may see.",
+    tags=["Reviews"],
+    responses={
+        401: RESPONSES[401],
+        403: "Reps may not run the review, or CSRF check failed",
+        409: "A review for that day is being run at the same moment",
+    },
+)
+def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
+    """Run the review and return it."""
+    user = _caller()
+    if user.role not in (Role.MANAGER, Role.ADMIN):
+        abort_api(403, "Only managers and admins may run the review.")
+    as_of: date | None = body.get("as_of")
+    try:
+        review = run_review_from_config(db.session, current_app.config, as_of=as_of)
+        db.session.commit()
+    except ReviewParameterError as error:
+        db.session.rollback()
+        abort_api(422, f"Cannot run the review: {error}.")
+    except IntegrityError:
+        # Another run for the same day committed first (reviews are unique per day).
+        db.session.rollback()
+        abort_api(409, "A review for that day is being run right now; try again in a moment.")
+    return _shown(review)
+
+
+@bp.get("/reviews/latest")
+@bp.input(RuleQuery, location="query", arg_name="query")
+@bp.output(ReviewOut)
+@bp.doc(summary="The latest review", tags=["Reviews"], responses={**RESPONSES, 404: "No review has run yet"})
+def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
+    """Return the review with the latest as-of date, with the findings you may see."""
+    review = latest_review(db.session)
+    if review is None:
+        abort_api(404, "No review has run yet.")
+    return _shown(review, query.get("rule"))
+
+
+@bp.get("/reviews/<int:review_id>")
+@bp.input(RuleQuery, location="query", arg_name="query")
+@bp.output(ReviewOut)
+@bp.doc(summary="One review", tags=["Reviews"], responses=RESPONSES)
+def get_one_review(review_id: int, query: dict[str, Any]) -> dict[str, Any]:
+    """Return one review with the findings you may see."""
+    review = get_review(db.session, review_id) if review_id <= LARGEST_ID else None
+    if review is None:
+        abort_api(404, f"No review {review_id}.")
+    return _shown(review, query.get("rule"))

@@ -14,10 +14,10 @@ from typing import Any, NoReturn
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask_login import current_user
 from marshmallow import EXCLUDE
 
 from extensions import db
+from planning.accounts import MAX_ID
 from planning.comments import MAX_COMMENT_LENGTH, add_comment, comments_on
 from planning.links import LinkRefused, suggest_links
 from planning.models import Strategy, StrategyStatus, User
@@ -34,8 +34,8 @@ from planning.strategies import (
 )
 from planning.tactics import check_tactics
 from web.api import ApiError, abort_api, bp
+from web.auth import signed_in_user
 
-LARGEST_ID = 2**31 - 1
 STATUSES = [status.value for status in StrategyStatus]
 
 # Statuses every authenticated route may answer with besides its success, for the OpenAPI document.
@@ -97,7 +97,7 @@ class StrategyFieldsIn(Schema):
     target_date = Date(allow_none=True)
     review_date = Date(allow_none=True)
     status = String(validate=OneOf(STATUSES))
-    opportunity_id = Integer(strict=True, allow_none=True, validate=Range(min=1, max=LARGEST_ID))
+    opportunity_id = Integer(strict=True, allow_none=True, validate=Range(min=1, max=MAX_ID))
     activate_anyway = Boolean(
         load_default=False,
         metadata={"description": "Activate even though the objective and approach read like tactics"},
@@ -108,7 +108,7 @@ class StrategyUpdateIn(StrategyFieldsIn):
     version = Integer(
         strict=True,
         required=True,
-        validate=Range(min=1, max=LARGEST_ID),
+        validate=Range(min=1, max=MAX_ID),
         metadata={"description": "The version this edit started from"},
     )
 
@@ -286,15 +286,10 @@ def planning_errors() -> Iterator[None]:
         _fail(error)
 
 
-def me() -> User:
-    user: User = current_user._get_current_object()  # type: ignore[attr-defined]
-    return user
-
-
 def load_strategy(strategy_id: int) -> Strategy:
     """Return the strategy the caller may see, or answer 404/403."""
     with planning_errors():
-        return strategy_for_viewer(db.session, me(), strategy_id)
+        return strategy_for_viewer(db.session, signed_in_user(), strategy_id)
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -327,7 +322,12 @@ def patch_strategy(strategy_id: int, json_data: dict[str, Any]) -> dict[str, Any
     activate_anyway = json_data.pop("activate_anyway", False)
     with planning_errors():
         update_strategy(
-            db.session, me(), strategy, json_data, version=version, activate_anyway=activate_anyway
+            db.session,
+            signed_in_user(),
+            strategy,
+            json_data,
+            version=version,
+            activate_anyway=activate_anyway,
         )
         db.session.commit()
     return strategy_dict(strategy)
@@ -374,7 +374,7 @@ def post_comment(strategy_id: int, json_data: dict[str, Any]) -> dict[str, Any]:
     """Add a comment (the account's owner, their managers and admins may)."""
     strategy = load_strategy(strategy_id)
     with planning_errors():
-        comment = add_comment(db.session, me(), strategy, json_data["body"])
+        comment = add_comment(db.session, signed_in_user(), strategy, json_data["body"])
         db.session.commit()
     return {
         "id": comment.id,

@@ -1,0 +1,157 @@
+"""One runner: the lock that elects which scheduler process runs the jobs.
+
+On PostgreSQL a session-level advisory lock, held on a dedicated connection, elects the leader among any
+number of scheduler processes on any number of hosts; PostgreSQL releases it when the leader's session
+ends, however it ends, so a standby can take over. (It needs a real session: not through a
+transaction-pooling PgBouncer.) On SQLite, where every process shares one file, an exclusive `flock` on
+a file next to the database does the same job for the processes of one host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import IO, Protocol
+
+from sqlalchemy import Connection, Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+# int.from_bytes(b"stratlnk", "big"): a fixed key no other part of StratLink uses.
+ADVISORY_LOCK_KEY = 8319400174550806123
+
+
+class RunnerLock(Protocol):
+    """A lock at most one scheduler process holds at a time."""
+
+    description: str
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; never wait."""
+        ...
+
+    def still_held(self) -> bool:
+        """Tell whether the lock is still ours (the connection holding it may have died)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up; safe to call when not held."""
+        ...
+
+
+class FileLock:
+    """An exclusive, non-blocking `flock` on a file; the kernel drops it when the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"file lock {path}"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115  (held open for as long as we lead)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+        return True
+
+    def still_held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        if self._file is None:
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._file.close()
+            self._file = None
+
+
+class PostgresAdvisoryLock:
+    """A session-level `pg_try_advisory_lock` held on a connection of its own."""
+
+    def __init__(self, database_url: str, key: int = ADVISORY_LOCK_KEY) -> None:
+        self.database_url = database_url
+        self.key = key
+        self.description = f"PostgreSQL advisory lock {key}"
+        self._engine: Engine | None = None
+        self._connection: Connection | None = None
+
+    def acquire(self) -> bool:
+        if self._connection is not None:
+            return True
+        # NullPool: the connection is really closed when we let go, so the session (and its lock) ends.
+        engine = create_engine(self.database_url, poolclass=NullPool)
+        try:
+            connection = engine.connect()
+            taken = bool(connection.execute(select(func.pg_try_advisory_lock(self.key))).scalar())
+            # Session-level: the lock outlives this transaction; ending it keeps the connection idle.
+            connection.commit()
+        except DBAPIError as error:
+            log.warning("cannot reach the database to take the scheduler lock: %s", error.orig)
+            engine.dispose()
+            return False
+        if not taken:
+            connection.close()
+            engine.dispose()
+            return False
+        self._engine, self._connection = engine, connection
+        return True
+
+    def still_held(self) -> bool:
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except DBAPIError:
+            self._forget()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            # If the session is already gone, its lock went with it.
+            with contextlib.suppress(DBAPIError):
+                self._connection.execute(select(func.pg_advisory_unlock(self.key)))
+                self._connection.commit()
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(DBAPIError):
+                self._connection.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._connection = None
+        self._engine = None
+
+
+def lock_for(database_url: str, instance_path: str) -> RunnerLock:
+    """Pick the lock for this database: an advisory lock on PostgreSQL, a file lock otherwise."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        return PostgresAdvisoryLock(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database)
+        return FileLock(database.with_name(database.name + ".scheduler.lock"))
+    return FileLock(Path(instance_path) / "scheduler.lock")

@@ -1,0 +1,157 @@
+"""The review digest: each manager gets their team's findings, each rep their own, by email.
+
+Who gets what:
+- a manager gets the findings on their team's accounts (the VP: every account), new ones first;
+- a rep gets the findings on their own accounts;
+- admins and inactive users get none, and nobody gets an email whose findings are all resolved
+  (nothing to act on) or who has no finding at all.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import Any
+
+from flask import render_template
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from planning.access import visible_owner_ids
+from planning.describe import RULE_TITLES, describe_finding, money
+from planning.findings import count_by_status, findings_for_owners, has_open_findings, new_first
+from planning.models import Finding, Review, Role, User
+
+
+@dataclass
+class Digest:
+    """One email to write: who it is for, and the findings it reports."""
+
+    recipient: User
+    findings: list[Finding]
+    team: bool
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return count_by_status(self.findings)
+
+
+def build_digests(session: Session, review: Review) -> list[Digest]:
+    """Decide who gets a digest of `review` and with which findings."""
+    everything = findings_for_owners(session, review, None)
+    if not has_open_findings(everything):
+        return []
+    recipients = session.scalars(
+        select(User)
+        .where(User.active.is_(True), User.role.in_((Role.MANAGER, Role.REP)))
+        .order_by(User.role, User.name, User.id)
+    )
+    digests = []
+    for user in recipients:
+        owners = visible_owner_ids(session, user)
+        mine = [finding for finding in everything if owners is None or finding.owner_id in owners]
+        if has_open_findings(mine):
+            digests.append(Digest(user, new_first(mine), team=user.role == Role.MANAGER))
+    return digests
+
+
+def subject_for(digest: Digest, review: Review) -> str:
+    """Write the subject line: the date, the counts, and whose accounts."""
+    counts = digest.counts
+    whose = "your team" if digest.team else "your accounts"
+    parts = [f"{counts['new']} new", f"{counts['persisting']} persisting"]
+    if counts["resolved"]:
+        parts.append(f"{counts['resolved']} resolved")
+    return f"Tactics review {review.as_of.isoformat()}: {', '.join(parts)} for {whose}"
+
+
+SECTION_TITLES = {
+    "new": "New this review",
+    "persisting": "Still open",
+    "resolved": "Resolved since the last review",
+}
+
+
+def render_digest(digest: Digest, review: Review, base_url: str) -> tuple[str, str]:
+    """Render the plain-text and HTML bodies of one digest (needs an app context)."""
+    base = base_url.rstrip("/")
+    sections = []
+    for status, title in SECTION_TITLES.items():
+        rows = [
+            {
+                "finding": finding,
+                "rule": RULE_TITLES.get(finding.rule, finding.rule),
+                "words": describe_finding(
+                    finding, window_days=review.window_days, stale_days=review.stale_days
+                ),
+                "account_url": f"{base}/accounts/{finding.account_id}",
+                "pipeline": money(finding.open_pipeline),
+                "owner": finding.owner.name if finding.owner is not None else "No owner",
+            }
+            for finding in digest.findings
+            if finding.status == status
+        ]
+        if rows:
+            sections.append({"status": status, "title": title, "rows": rows})
+    context: dict[str, Any] = {
+        "digest": digest,
+        "review": review,
+        "sections": sections,
+        "counts": digest.counts,
+        "review_url": f"{base}/reviews/{review.id}",
+        "subject": subject_for(digest, review),
+    }
+    return render_template("email/digest.txt", **context), render_template("email/digest.html", **context)
+
+
+def compose(digest: Digest, review: Review, config: Mapping[str, Any]) -> EmailMessage:
+    """Build the multipart/alternative message of one digest."""
+    text, html = render_digest(digest, review, config.get("STRATLINK_BASE_URL") or "http://127.0.0.1:5000")
+    message = EmailMessage()
+    message["Subject"] = subject_for(digest, review)
+    message["From"] = config.get("MAIL_FROM") or "StratLink <stratlink@localhost>"
+    message["To"] = formataddr((digest.recipient.name, digest.recipient.email))
+    message["Message-ID"] = make_msgid(domain="stratlink.invalid")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+SmtpFactory = Callable[[Mapping[str, Any]], smtplib.SMTP]
+
+
+def connect_smtp(config: Mapping[str, Any]) -> smtplib.SMTP:
+    """Open an SMTP connection from the SMTP_* settings (STARTTLS and login when configured)."""
+    connection = smtplib.SMTP(
+        config.get("SMTP_HOST") or "127.0.0.1", int(config.get("SMTP_PORT") or 25), timeout=30
+    )
+    try:
+        if config.get("SMTP_STARTTLS"):
+            connection.starttls()
+        if config.get("SMTP_USERNAME"):
+            connection.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD") or "")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def send_digests(
+    session: Session,
+    review: Review,
+    config: Mapping[str, Any],
+    *,
+    smtp_factory: SmtpFactory = connect_smtp,
+) -> list[Digest]:
+    """Email each recipient their digest of `review` over one SMTP connection; return what was sent."""
+    digests = build_digests(session, review)
+    if not digests:
+        return []
+    messages = [compose(digest, review, config) for digest in digests]
+    with smtp_factory(config) as connection:
+        for message in messages:
+            connection.send_message(message)
+    return digests

@@ -1,0 +1,121 @@
+"""Reading stored reviews: which findings a user may see, grouped by manager and rep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from planning.access import visible_owner_ids
+from planning.models import Finding, Review, User
+from planning.review import NEW, PERSISTING, RULES, STATUSES
+
+STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
+
+
+def latest_review(session: Session) -> Review | None:
+    """Return the review with the latest as-of date, if any."""
+    return session.scalars(select(Review).order_by(Review.as_of.desc()).limit(1)).first()
+
+
+def get_review(session: Session, review_id: int) -> Review | None:
+    """Return the review with this id, if any."""
+    return session.get(Review, review_id)
+
+
+def findings_for_owners(
+    session: Session, review: Review, owner_ids: set[int] | None, *, rule: str | None = None
+) -> list[Finding]:
+    """Return the review's findings on accounts of `owner_ids` (None: all), in stored order."""
+    statement = (
+        select(Finding)
+        .where(Finding.review_id == review.id)
+        .options(
+            joinedload(Finding.account),
+            joinedload(Finding.owner).joinedload(User.manager),
+            joinedload(Finding.strategy),
+        )
+        .order_by(Finding.id)
+    )
+    if owner_ids is not None:
+        statement = statement.where(Finding.owner_id.in_(owner_ids))
+    if rule is not None:
+        statement = statement.where(Finding.rule == rule)
+    return list(session.scalars(statement))
+
+
+def visible_findings(
+    session: Session, user: User, review: Review, *, rule: str | None = None
+) -> list[Finding]:
+    """Return the findings `user` may see: a rep their own, a manager their team's, the VP all."""
+    if rule is not None and rule not in RULES:
+        return []
+    return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule)
+
+
+def new_first(findings: Iterable[Finding]) -> list[Finding]:
+    """Order findings new, then persisting, then resolved, keeping the review's order within each."""
+    return sorted(findings, key=lambda finding: STATUS_ORDER.get(finding.status, len(STATUSES)))
+
+
+def count_by_status(findings: Iterable[Finding]) -> dict[str, int]:
+    """Count findings per status, every status present."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for finding in findings:
+        counts[finding.status] = counts.get(finding.status, 0) + 1
+    return counts
+
+
+def has_open_findings(findings: Iterable[Finding]) -> bool:
+    """Tell whether any finding is new or persisting (a resolved one alone is nothing to act on)."""
+    return any(finding.status in (NEW, PERSISTING) for finding in findings)
+
+
+@dataclass
+class RepGroup:
+    """The findings on one rep's accounts."""
+
+    rep: User | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.rep.name if self.rep is not None else "No owner"
+
+
+@dataclass
+class ManagerGroup:
+    """The findings of one manager's direct reports."""
+
+    manager: User | None
+    reps: list[RepGroup] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manager.name if self.manager is not None else "No manager"
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for rep in self.reps for finding in rep.findings]
+
+
+def group_by_manager_and_rep(findings: Iterable[Finding]) -> list[ManagerGroup]:
+    """Group findings by the owner's manager, then by owner; names sorted, new findings first."""
+    by_manager: dict[int | None, ManagerGroup] = {}
+    by_rep: dict[tuple[int | None, int | None], RepGroup] = {}
+    for finding in new_first(findings):
+        owner = finding.owner
+        manager = owner.manager if owner is not None else None
+        manager_key = manager.id if manager is not None else None
+        group = by_manager.setdefault(manager_key, ManagerGroup(manager))
+        rep_key = (manager_key, owner.id if owner is not None else None)
+        if rep_key not in by_rep:
+            by_rep[rep_key] = RepGroup(owner)
+            group.reps.append(by_rep[rep_key])
+        by_rep[rep_key].findings.append(finding)
+    groups = sorted(by_manager.values(), key=lambda group: (group.manager is None, group.name.lower()))
+    for group in groups:
+        group.reps.sort(key=lambda rep: (rep.rep is None, rep.name.lower()))
+    return groups

@@ -1,0 +1,478 @@
+"""The tactics review: which accounts pile up activity with no strategy behind it, and which strategies
+have gone stale.
+
+The rule (DESIGN.md, "The tactics review"), as of a date D with a window of W days and a threshold N:
+
+- an activity **counts** if it occurred in the window (D − W, D] and is not deleted. The window is made
+  of whole days in the review's time zone: it starts at 00:00 on day D − W + 1 and ends before 00:00 on
+  day D + 1, local time. With D = 2026-10-31, W = 30 in UTC, 2026-10-02T00:00Z through
+  2026-10-31T23:59:59Z count.
+- it is **covered** if it is linked to a strategy of the same account whose status is active or achieved.
+- an account gets a `tactics_without_strategy` finding when it has at least N uncovered counted
+  activities, or any uncovered counted contract. Reason `no_strategy` when the account has no *active*
+  strategy at all (an achieved or draft one does not count as having one), otherwise `unlinked`.
+- an active strategy gets a `stale_strategy` finding with reason `review_overdue` when its review date is
+  before D, otherwise `no_recent_activity` when no non-deleted activity of its account linked to it
+  occurred in the `stale_days` days up to D (the same whole-day window, 60 days by default).
+- each finding is `new`, `persisting` or `resolved` against the previous review — the latest review
+  with an earlier as-of date. A finding is the same one when it has the same rule, account and strategy
+  (a change of reason keeps it persisting). An open (new or persisting) finding of the previous review
+  that no longer fires is stored on this review with status `resolved`, keeping the figures it had.
+- running the review again for the same D replaces that review in place (same id, fresh parameters and
+  findings); as the previous review is the one before D, the findings and statuses come out the same.
+
+Choices where DESIGN.md is silent, made here on purpose:
+- accounts marked deleted (removed in the CRM) are never flagged, by either rule;
+- the owner of a finding is the account's owner (not the activities' owners);
+- a link from an activity of another account never covers it, and never counts as recent activity for
+  a stale strategy;
+- `open_pipeline` is the sum of the amounts of the account's open, non-deleted opportunities (no amount
+  counts as zero);
+- `uncovered` holds only the kinds that occurred, in the order call, email, meeting, task, note,
+  contract; stale-strategy findings carry no uncovered figures;
+- running a review for a date before an existing review does not recompute the later review's statuses.
+
+Everything happens in a fixed number of SQL statements whatever the data size, and no finding travels
+through Python: one INSERT ... SELECT per rule (the first over one grouped query of the activities in
+the window) and one for the resolved findings, each joined to the previous review's findings for the
+status. Findings are inserted in display order — open before resolved, then by rule, the most uncovered
+activities, the most open pipeline, and the account — so their ids give that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    JSON,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.orm import Session, aliased
+
+from planning.models import (
+    COVERING_STATUSES,
+    Account,
+    Activity,
+    ActivityKind,
+    Finding,
+    Link,
+    Opportunity,
+    Review,
+    Strategy,
+    StrategyStatus,
+    utcnow,
+)
+
+TACTICS_WITHOUT_STRATEGY = "tactics_without_strategy"
+STALE_STRATEGY = "stale_strategy"
+RULES = (TACTICS_WITHOUT_STRATEGY, STALE_STRATEGY)
+
+NO_STRATEGY = "no_strategy"
+UNLINKED = "unlinked"
+REVIEW_OVERDUE = "review_overdue"
+NO_RECENT_ACTIVITY = "no_recent_activity"
+REASONS = (NO_STRATEGY, UNLINKED, REVIEW_OVERDUE, NO_RECENT_ACTIVITY)
+
+NEW = "new"
+PERSISTING = "persisting"
+RESOLVED = "resolved"
+STATUSES = (NEW, PERSISTING, RESOLVED)
+
+KINDS = tuple(kind.value for kind in ActivityKind)
+# Bounds that keep every window a representable date range.
+EARLIEST_AS_OF = date(1900, 1, 1)
+LATEST_AS_OF = date(9000, 12, 31)
+LONGEST_WINDOW_DAYS = 36_600
+
+
+class ReviewParameterError(ValueError):
+    """A review parameter is out of range (a window of no days, an unknown time zone...)."""
+
+
+@dataclass(frozen=True)
+class ReviewParameters:
+    """What a review runs with: the as-of date and the thresholds."""
+
+    as_of: date
+    window_days: int = 30
+    min_activities: int = 5
+    stale_days: int = 60
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if not EARLIEST_AS_OF <= self.as_of <= LATEST_AS_OF:
+            raise ReviewParameterError(
+                f"as_of must be between {EARLIEST_AS_OF.isoformat()} and {LATEST_AS_OF.isoformat()}"
+            )
+        for name in ("window_days", "min_activities", "stale_days"):
+            value = getattr(self, name)
+            if not 1 <= value <= LONGEST_WINDOW_DAYS:
+                raise ReviewParameterError(f"{name} must be between 1 and {LONGEST_WINDOW_DAYS}, got {value}")
+        zone_for(self.timezone)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """Return the UTC bounds [start, end) of the counting window."""
+        return day_window(self.as_of, self.window_days, self.timezone)
+
+    def stale_window(self) -> tuple[datetime, datetime]:
+        """Return the UTC bounds [start, end) in which a linked activity keeps a strategy fresh."""
+        return day_window(self.as_of, self.stale_days, self.timezone)
+
+
+def zone_for(name: str) -> ZoneInfo:
+    """Return the time zone called `name`, or raise ReviewParameterError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ReviewParameterError(f"unknown time zone {name!r}") from error
+
+
+def day_window(as_of: date, days: int, timezone: str) -> tuple[datetime, datetime]:
+    """Return the UTC bounds [start, end) of the `days` whole local days ending with day `as_of`."""
+    zone = zone_for(timezone)
+    start = datetime.combine(as_of - timedelta(days=days - 1), time.min, tzinfo=zone)
+    end = datetime.combine(as_of + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def today_in(timezone: str) -> date:
+    """Return today's date in `timezone`."""
+    return datetime.now(zone_for(timezone)).date()
+
+
+def run_review(
+    session: Session,
+    as_of: date,
+    *,
+    window_days: int = 30,
+    min_activities: int = 5,
+    stale_days: int = 60,
+    timezone: str = "UTC",
+) -> Review:
+    """Run the tactics review as of `as_of`, store it (replacing one for the same date) and return it.
+
+    The caller owns the transaction: the review is flushed, not committed.
+    """
+    parameters = ReviewParameters(as_of, window_days, min_activities, stale_days, timezone)
+    previous_id = session.scalar(
+        select(Review.id).where(Review.as_of < as_of).order_by(Review.as_of.desc()).limit(1)
+    )
+    review = _fresh_review(session, parameters)
+    if session.get_bind().dialect.name == "postgresql":
+        # These statements are costed high enough to trigger JIT compilation, which then takes longer than
+        # running them; this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
+    as_json = _json_text_caster(session)
+    # The findings never travel through Python: each rule is one INSERT ... SELECT, in display order.
+    session.execute(_insert_tactics(parameters, review.id, previous_id, as_json))
+    session.execute(_insert_stale(parameters, review.id, previous_id, as_json))
+    if previous_id is not None:
+        session.execute(_insert_resolved(review.id, previous_id))
+    session.expire(review, ["findings"])
+    return review
+
+
+def run_review_from_config(session: Session, config: Mapping[str, Any], as_of: date | None = None) -> Review:
+    """Run the review with the thresholds of the app config; `as_of` defaults to today in REVIEW_TIMEZONE."""
+    timezone = config.get("REVIEW_TIMEZONE") or "UTC"
+    return run_review(
+        session,
+        as_of or today_in(timezone),
+        window_days=int(config.get("REVIEW_WINDOW_DAYS", 30)),
+        min_activities=int(config.get("REVIEW_MIN_ACTIVITIES", 5)),
+        stale_days=int(config.get("REVIEW_STALE_DAYS", 60)),
+        timezone=timezone,
+    )
+
+
+FINDING_COLUMNS = (
+    "review_id",
+    "rule",
+    "reason",
+    "status",
+    "account_id",
+    "owner_id",
+    "strategy_id",
+    "uncovered",
+    "uncovered_total",
+    "oldest_uncovered_at",
+    "open_pipeline",
+)
+
+
+def _json_text_caster(session: Session) -> Callable[[Any], Any]:
+    """Return how to store JSON text built in SQL: PostgreSQL needs a cast, SQLite keeps text as is."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda text_value: cast(text_value, JSON)
+    return lambda text_value: type_coerce(text_value, JSON)
+
+
+def _uncovered_json(counts: Any) -> Any:
+    """Build `{"call": 7, "contract": 1}` in SQL from per-kind counts, leaving out the kinds at zero.
+
+    Plain string concatenation, so it reads the same on SQLite and PostgreSQL, and matches what
+    json.dumps writes.
+    """
+    pieces = [
+        case(
+            (counts[kind] > 0, literal(f'"{kind}": ') + cast(counts[kind], String) + literal(", ")),
+            else_=literal(""),
+        )
+        for kind in KINDS
+    ]
+    members: Any = pieces[0]
+    for piece in pieces[1:]:
+        members = members + piece
+    return literal("{") + func.rtrim(members, literal(", ")) + literal("}")
+
+
+def _open_pipeline(account_id: Any) -> Any:
+    """Build a scalar subquery summing the open, non-deleted opportunities of one account."""
+    return (
+        select(func.coalesce(func.sum(Opportunity.amount), 0))
+        .where(
+            Opportunity.account_id == account_id,
+            Opportunity.is_closed.is_(false()),
+            Opportunity.deleted.is_(false()),
+        )
+        .scalar_subquery()
+    )
+
+
+def _open_keys(review_id: int, rule: str, key: Any) -> Any:
+    """Select one key column (account or strategy id) of a review's open findings of one rule."""
+    return select(key).where(Finding.review_id == review_id, Finding.rule == rule, Finding.status != RESOLVED)
+
+
+def _status(previous_id: int | None, rule: str, key: Any, key_column: Any) -> Any:
+    """Return the status expression: persisting when last time's open findings of the rule hold the key.
+
+    `x IN (subquery)` is computed once into an indexed set on SQLite and hashed on PostgreSQL; a join
+    to the findings table instead makes SQLite read the whole previous review for every row.
+    """
+    if previous_id is None:
+        return literal(NEW)
+    return case((key.in_(_open_keys(previous_id, rule, key_column)), literal(PERSISTING)), else_=literal(NEW))
+
+
+def _insert_tactics(
+    parameters: ReviewParameters, review_id: int, previous_id: int | None, as_json: Any
+) -> Any:
+    """Insert the accounts whose uncovered activities in the window reach the threshold or hold a contract."""
+    start, end = parameters.window()
+    covering = and_(
+        Strategy.id == Link.strategy_id,
+        Strategy.account_id == Activity.account_id,
+        Strategy.status.in_(COVERING_STATUSES),
+    )
+    contracts = func.sum(case((Activity.kind == ActivityKind.CONTRACT, 1), else_=0))
+    uncovered = (
+        select(
+            Activity.account_id.label("account_id"),
+            func.count().label("total"),
+            func.min(Activity.occurred_at).label("oldest"),
+            *(func.sum(case((Activity.kind == kind, 1), else_=0)).label(kind.value) for kind in ActivityKind),
+        )
+        .outerjoin(Link, Link.activity_id == Activity.id)
+        .outerjoin(Strategy, covering)
+        .where(
+            Activity.deleted.is_(false()),
+            Activity.occurred_at >= start,
+            Activity.occurred_at < end,
+            Strategy.id.is_(None),
+        )
+        .group_by(Activity.account_id)
+        .having(or_(func.count() >= parameters.min_activities, contracts > 0))
+        .subquery("uncovered")
+    )
+    has_active_strategy = exists().where(
+        Strategy.account_id == uncovered.c.account_id, Strategy.status == StrategyStatus.ACTIVE
+    )
+    pipeline = _open_pipeline(uncovered.c.account_id).label("open_pipeline")
+    status = _status(previous_id, TACTICS_WITHOUT_STRATEGY, uncovered.c.account_id, Finding.account_id)
+    statement = (
+        select(
+            literal(review_id),
+            literal(TACTICS_WITHOUT_STRATEGY),
+            case((has_active_strategy, literal(UNLINKED)), else_=literal(NO_STRATEGY)),
+            status,
+            uncovered.c.account_id,
+            Account.owner_id,
+            null(),
+            as_json(_uncovered_json(uncovered.c)),
+            uncovered.c.total,
+            uncovered.c.oldest,
+            pipeline,
+        )
+        .select_from(uncovered)
+        .join(Account, Account.id == uncovered.c.account_id)
+        .where(Account.deleted.is_(false()))
+        .order_by(uncovered.c.total.desc(), pipeline.desc(), uncovered.c.account_id)
+    )
+    return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
+
+
+def _insert_stale(parameters: ReviewParameters, review_id: int, previous_id: int | None, as_json: Any) -> Any:
+    """Insert the active strategies past their review date or with no linked activity lately."""
+    start, end = parameters.stale_window()
+    # Probed per strategy: walk the account's activities in the window (index on account, time), look
+    # each one's link up by activity (unique index), stop at the first linked to this strategy. Written
+    # as a plain EXISTS or join, PostgreSQL may hash every recent link of every strategy instead.
+    linked_strategy = select(Link.strategy_id).where(Link.activity_id == Activity.id).scalar_subquery()
+    recent_linked_activity = (
+        select(literal(1))
+        .select_from(Activity)
+        .where(
+            Activity.account_id == Strategy.account_id,
+            Activity.occurred_at >= start,
+            Activity.occurred_at < end,
+            Activity.deleted.is_(false()),
+            linked_strategy == Strategy.id,
+        )
+        .limit(1)
+        .correlate(Strategy)
+        .scalar_subquery()
+    )
+    overdue = and_(Strategy.review_date.is_not(None), Strategy.review_date < parameters.as_of)
+    pipeline = _open_pipeline(Strategy.account_id).label("open_pipeline")
+    status = _status(previous_id, STALE_STRATEGY, Strategy.id, Finding.strategy_id)
+    statement = (
+        select(
+            literal(review_id),
+            literal(STALE_STRATEGY),
+            case((overdue, literal(REVIEW_OVERDUE)), else_=literal(NO_RECENT_ACTIVITY)),
+            status,
+            Strategy.account_id,
+            Account.owner_id,
+            Strategy.id,
+            as_json(literal_column("'{}'")),
+            literal(0),
+            null(),
+            pipeline,
+        )
+        .join(Account, Account.id == Strategy.account_id)
+        .where(
+            Strategy.status == StrategyStatus.ACTIVE,
+            Account.deleted.is_(false()),
+            or_(overdue, recent_linked_activity.is_(None)),
+        )
+        .order_by(pipeline.desc(), Strategy.account_id, Strategy.id)
+    )
+    return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
+
+
+def _insert_resolved(review_id: int, previous_id: int) -> Any:
+    """Copy the previous review's open findings that no longer fire, as resolved, with their figures."""
+    before = aliased(Finding, name="before")
+    # A tactics finding is the same one on the same account, a stale one on the same strategy.
+    gone = or_(
+        and_(
+            before.rule == TACTICS_WITHOUT_STRATEGY,
+            before.account_id.not_in(_open_keys(review_id, TACTICS_WITHOUT_STRATEGY, Finding.account_id)),
+        ),
+        and_(
+            before.rule == STALE_STRATEGY,
+            before.strategy_id.not_in(_open_keys(review_id, STALE_STRATEGY, Finding.strategy_id)),
+        ),
+    )
+    statement = (
+        select(
+            literal(review_id),
+            before.rule,
+            before.reason,
+            literal(RESOLVED),
+            before.account_id,
+            before.owner_id,
+            before.strategy_id,
+            before.uncovered,
+            before.uncovered_total,
+            before.oldest_uncovered_at,
+            before.open_pipeline,
+        )
+        .where(before.review_id == previous_id, before.status != RESOLVED, gone)
+        .order_by(
+            case((before.rule == TACTICS_WITHOUT_STRATEGY, 0), else_=1),
+            before.uncovered_total.desc(),
+            before.open_pipeline.desc(),
+            before.account_id,
+            before.strategy_id,
+        )
+    )
+    return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
+
+
+def _fresh_review(session: Session, parameters: ReviewParameters) -> Review:
+    """Return the review row for the as-of date, emptied of findings, with these parameters."""
+    review = session.scalars(select(Review).where(Review.as_of == parameters.as_of)).one_or_none()
+    if review is None:
+        review = Review(as_of=parameters.as_of)
+        session.add(review)
+    else:
+        session.execute(delete(Finding).where(Finding.review_id == review.id))
+    review.window_days = parameters.window_days
+    review.min_activities = parameters.min_activities
+    review.stale_days = parameters.stale_days
+    review.timezone = parameters.timezone
+    review.created_at = utcnow()
+    session.flush()
+    return review
+
+
+def review_parameters(review: Review) -> dict[str, Any]:
+    """Return the parameters a review ran with."""
+    return {
+        "window_days": review.window_days,
+        "min_activities": review.min_activities,
+        "stale_days": review.stale_days,
+        "timezone": review.timezone,
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """Return one finding in the JSON shape of the API."""
+    account = finding.account
+    owner = finding.owner
+    return {
+        "rule": finding.rule,
+        "reason": finding.reason,
+        "status": finding.status,
+        "account": {"id": account.id, "external_id": account.external_id, "name": account.name},
+        "owner": None if owner is None else {"id": owner.id, "email": owner.email, "name": owner.name},
+        "strategy_id": finding.strategy_id,
+        "uncovered": {kind: int(count) for kind, count in (finding.uncovered or {}).items()},
+        "oldest_uncovered_at": (
+            finding.oldest_uncovered_at.isoformat() if finding.oldest_uncovered_at is not None else None
+        ),
+        "open_pipeline": float(finding.open_pipeline),
+    }
+
+
+def review_to_dict(review: Review, findings: list[Finding] | None = None) -> dict[str, Any]:
+    """Return a review in the JSON shape of the API; `findings` narrows it to what a caller may see."""
+    shown = review.findings if findings is None else findings
+    return {
+        "id": review.id,
+        "as_of": review.as_of.isoformat(),
+        "created_at": review.created_at.isoformat(),
+        "parameters": review_parameters(review),
+        "findings": [finding_to_dict(finding) for finding in shown],
+    }

@@ -1,0 +1,151 @@
+"""The review digest, delivered to a real local SMTP server."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from planning.digest import build_digests, send_digests
+from planning.review import run_review
+from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
+
+BASE = "https://stratlink.example.com"
+
+
+@pytest.fixture
+def org(db):
+    """A VP, two managers with their reps, and an admin."""
+    vp = make_user(db, role="manager", name="Vera VP", email="vera@example.com")
+    east = make_user(db, role="manager", manager=vp, name="Emma East", email="emma@example.com")
+    west = make_user(db, role="manager", manager=vp, name="Walt West", email="walt@example.com")
+    rita = make_user(db, manager=east, name="Rita Rep", email="rita@example.com")
+    ravi = make_user(db, manager=east, name="Ravi Rep", email="ravi@example.com")
+    wes = make_user(db, manager=west, name="Wes Rep", email="wes@example.com")
+    admin = make_user(db, role="admin", name="Ada Admin", email="ada@example.com")
+    return {"vp": vp, "east": east, "west": west, "rita": rita, "ravi": ravi, "wes": wes, "admin": admin}
+
+
+def busy(db, account, count=5, at=None):
+    for _ in range(count):
+        make_activity(db, account=account, occurred_at=at or utc(2026, 10, 20))
+
+
+def review(db, as_of=date(2026, 10, 31)):
+    result = run_review(db, as_of, window_days=30, min_activities=5, stale_days=60)
+    db.commit()
+    return result
+
+
+def test_managers_get_their_team_new_first_and_reps_only_their_own(db, org, smtp_server, app):
+    ravis = make_account(db, name="Lone Contract Co", owner=org["ravi"])
+    make_activity(db, account=ravis, kind="contract", occurred_at=utc(2026, 10, 5))
+    review(db, as_of=date(2026, 10, 24))
+    ritas = make_account(db, name="Busy Inc", owner=org["rita"])
+    busy(db, ritas, 7)
+    make_activity(db, account=ritas, kind="email", occurred_at=utc(2026, 10, 22))
+    make_opportunity(db, account=ritas, amount=45000)
+    weekly = review(db)
+
+    sent = send_digests(db, weekly, app.config)
+
+    assert sorted(d.recipient.email for d in sent) == [
+        "emma@example.com",
+        "ravi@example.com",
+        "rita@example.com",
+        "vera@example.com",
+    ]
+    assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
+        "emma@example.com",
+        "ravi@example.com",
+        "rita@example.com",
+        "vera@example.com",
+    ]
+    [to_emma] = smtp_server.to("emma@example.com")
+    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 1 new, 1 persisting for your team"
+    assert to_emma.message["From"] == "StratLink <review@stratlink.test>"
+    assert to_emma.message.get_content_type() == "multipart/alternative"
+    for content_type in ("text/plain", "text/html"):
+        body = to_emma.part(content_type)
+        # Rita's account is new, Ravi's persisting: new ones come first.
+        assert body.index("Busy Inc") < body.index("Lone Contract Co")
+        assert f"{BASE}/accounts/{ritas.id}" in body
+        assert f"{BASE}/accounts/{ravis.id}" in body
+        assert f"{BASE}/reviews/{weekly.id}" in body
+    assert "7 calls and an email in 30 days — no strategy" in to_emma.part("text/plain")
+    assert "$45,000" in to_emma.part("text/plain")
+
+    [to_rita] = smtp_server.to("rita@example.com")
+    assert to_rita.message["Subject"] == "Tactics review 2026-10-31: 1 new, 0 persisting for your accounts"
+    for content_type in ("text/plain", "text/html"):
+        assert f"{BASE}/accounts/{ritas.id}" in to_rita.part(content_type)
+        assert "Lone Contract" not in to_rita.part(content_type)
+        assert f"/accounts/{ravis.id}" not in to_rita.part(content_type)
+    [to_ravi] = smtp_server.to("ravi@example.com")
+    assert "Busy Inc" not in to_ravi.part("text/plain")
+    assert "A contract in 30 days — no strategy" in to_ravi.part("text/plain")
+
+
+def test_nothing_is_sent_when_there_is_nothing_to_report(db, org, smtp_server, app):
+    covered = make_account(db, name="Covered", owner=org["rita"])
+    strategy = make_strategy(db, account=covered)
+    activity = make_activity(db, account=covered, occurred_at=utc(2026, 10, 20))
+    link(db, strategy, activity)
+
+    assert send_digests(db, review(db), app.config) == []
+    assert smtp_server.messages == []
+
+
+def test_a_review_with_only_resolved_findings_sends_nothing(db, org, smtp_server, app):
+    fixed = make_account(db, name="Fixed", owner=org["wes"])
+    busy(db, fixed, 5, at=utc(2026, 9, 20))
+    review(db, as_of=date(2026, 9, 30))
+    resolved_only = review(db, as_of=date(2026, 11, 30))
+
+    assert [f.status for f in resolved_only.findings] == ["resolved"]
+    assert send_digests(db, resolved_only, app.config) == []
+    assert smtp_server.messages == []
+
+
+def test_admins_and_inactive_users_get_no_digest(db, org):
+    gone = make_user(db, manager=org["west"], name="Gone Rep", email="gone@example.com", active=False)
+    busy(db, make_account(db, name="Orphaned", owner=gone))
+
+    recipients = {d.recipient.email for d in build_digests(db, review(db))}
+    assert recipients == {"vera@example.com", "walt@example.com"}
+
+
+def test_account_names_are_escaped_in_the_html_part(db, org, smtp_server, app):
+    busy(db, make_account(db, name="<b>Bold</b> & Co", owner=org["wes"]))
+
+    send_digests(db, review(db), app.config)
+    [to_wes] = smtp_server.to("wes@example.com")
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; Co" in to_wes.part("text/html")
+    assert "<b>Bold</b> & Co" in to_wes.part("text/plain")
+
+
+def test_the_review_command_sends_the_digest_when_asked(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    db.commit()
+
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31", "--send-digest"])
+
+    assert result.exit_code == 0, result.output
+    assert "Digest sent to 3: vera@example.com, walt@example.com, wes@example.com" in result.output
+    assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
+        "vera@example.com",
+        "walt@example.com",
+        "wes@example.com",
+    ]
+
+
+def test_the_review_command_reports_an_unreachable_smtp_server(db, org, app):
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=9)
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    db.commit()
+
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31", "--send-digest"])
+
+    assert result.exit_code == 1
+    assert "could not send the digest through 127.0.0.1:9" in result.output
+    assert "Westward" in result.output  # the review itself ran and was printed

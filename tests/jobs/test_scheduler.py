@@ -1,0 +1,313 @@
+"""The scheduler process: its jobs, the one-runner lock, failures, and clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import func, select
+
+from extensions import db as extension
+from jobs import tasks
+from jobs.lock import FileLock, PostgresAdvisoryLock, lock_for
+from jobs.models import JobRun
+from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
+from tests.conftest import skip_or_fail
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 90.0
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Poll `condition` until it is truthy; fail (not flake) only after a generous timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_runs(job: str) -> list[JobRun]:
+    extension.session.rollback()  # a fresh transaction sees what other threads and processes committed
+    return list(
+        extension.session.scalars(select(JobRun).where(JobRun.job == job).order_by(JobRun.scheduled_for))
+    )
+
+
+@pytest.fixture
+def no_bound_app(monkeypatch):
+    """Leave the jobs' process-wide app as it was once the test ends."""
+    monkeypatch.setattr(tasks, "_app", None)
+
+
+def test_the_configured_jobs_follow_the_settings(app):
+    config = {"REVIEW_CRON": "30 6 * * tue", "REVIEW_TIMEZONE": "Europe/Paris", "SYNC_INTERVAL_MINUTES": 10}
+
+    sync, review = configured_jobs(config)
+
+    assert (sync.id, sync.func) == ("sync", "jobs.tasks:sync_job")
+    assert isinstance(sync.trigger, IntervalTrigger)
+    assert sync.trigger.interval == timedelta(minutes=10)
+    assert (review.id, review.func) == ("review", "jobs.tasks:review_job")
+    assert isinstance(review.trigger, CronTrigger)
+    after = datetime(2026, 11, 2, 12, tzinfo=UTC)  # a Monday
+    assert review.trigger.get_next_fire_time(None, after) == datetime(2026, 11, 3, 5, 30, tzinfo=UTC)
+    assert [spec.id for spec in configured_jobs({**config, "SYNC_INTERVAL_MINUTES": 0})] == ["review"]
+
+
+def test_the_default_review_runs_mondays_at_seven_in_the_review_timezone(app):
+    [_, review] = configured_jobs(app.config)
+    assert app.config["REVIEW_CRON"] == "0 7 * * mon"
+    assert review.trigger.get_next_fire_time(None, datetime(2026, 11, 4, tzinfo=UTC)) == datetime(
+        2026, 11, 9, 7, tzinfo=UTC
+    )
+
+
+@pytest.fixture
+def paused_scheduler(app) -> Iterator[BackgroundScheduler]:
+    """A scheduler on the app database's job store that never runs anything."""
+    scheduler = build_scheduler(app)
+    scheduler.start(paused=True)
+    yield scheduler
+    scheduler.shutdown(wait=False)
+
+
+def test_stored_jobs_follow_the_configuration_and_unchanged_ones_keep_their_next_run(app, paused_scheduler):
+    anchor = datetime(2026, 1, 1, tzinfo=UTC)
+    hourly = JobSpec("sync", "jobs.tasks:sync_job", IntervalTrigger(hours=1, start_date=anchor, timezone=UTC))
+    weekly = JobSpec(
+        "review", "jobs.tasks:review_job", CronTrigger.from_crontab("0 7 * * mon", timezone="UTC")
+    )
+    sync_job_store(paused_scheduler, [hourly, weekly])
+    missed = datetime.now(UTC) - timedelta(minutes=3)
+    paused_scheduler.modify_job("review", next_run_time=missed)
+
+    sync_job_store(paused_scheduler, [weekly])  # sync turned off, review unchanged
+
+    [review] = paused_scheduler.get_jobs()
+    assert (review.id, review.func_ref) == ("review", "jobs.tasks:review_job")
+    # Left alone, the run missed while no scheduler was up still happens (within the grace time).
+    assert review.next_run_time == missed
+    assert (review.coalesce, review.max_instances, review.misfire_grace_time) == (True, 1, 600)
+
+    tuesday = JobSpec(
+        "review", "jobs.tasks:review_job", CronTrigger.from_crontab("0 7 * * tue", timezone="UTC")
+    )
+    sync_job_store(paused_scheduler, [tuesday])
+    [review] = paused_scheduler.get_jobs()
+    assert review.next_run_time.weekday() == 1
+
+
+def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path, no_bound_app):
+    start = datetime.now(UTC).replace(microsecond=0)
+    flaky = JobSpec("flaky", "tests.jobs.sample_jobs:flaky_job", IntervalTrigger(seconds=1, start_date=start))
+    stop = threading.Event()
+    states: list[str] = []
+    runner = threading.Thread(
+        target=run_scheduler,
+        kwargs={
+            "app": app,
+            "jobs": [flaky],
+            "stop": stop,
+            "lock": FileLock(tmp_path / "scheduler.lock"),
+            "heartbeat_seconds": 0.1,
+            "on_state": states.append,
+        },
+    )
+    runner.start()
+    try:
+        runs = wait_for(lambda: len(job_runs("flaky")) >= 2 and job_runs("flaky"), "two periods of the job")
+    finally:
+        stop.set()
+        runner.join(TIMEOUT)
+
+    assert not runner.is_alive()
+    assert states == ["leader", "stopped"]
+    first, second = runs[:2]
+    assert first.outcome == "failed"
+    assert "RuntimeError: the first period fails on purpose" in first.error
+    assert second.scheduled_for > first.scheduled_for
+    assert (second.outcome, second.message) == ("succeeded", "ran after a failure")
+
+
+def test_a_second_file_lock_waits_until_the_first_is_released(tmp_path):
+    path = tmp_path / "stratlink.sqlite3.scheduler.lock"
+    leader, standby = FileLock(path), FileLock(path)
+
+    assert leader.acquire()
+    assert not standby.acquire()
+    assert standby.still_held() is False
+    leader.release()
+    assert standby.acquire()
+    assert path.read_text().strip() == str(os.getpid())
+    standby.release()
+
+
+def test_the_lock_is_chosen_by_database(tmp_path):
+    sqlite_lock = lock_for(f"sqlite:///{tmp_path}/data/stratlink.sqlite3", str(tmp_path / "instance"))
+    assert isinstance(sqlite_lock, FileLock)
+    assert sqlite_lock.path == tmp_path / "data" / "stratlink.sqlite3.scheduler.lock"
+    assert isinstance(
+        lock_for("postgresql+psycopg://db.example.com/stratlink", str(tmp_path)), PostgresAdvisoryLock
+    )
+    assert lock_for("sqlite://", str(tmp_path)).path == tmp_path / "scheduler.lock"
+
+
+@pytest.mark.postgres
+def test_a_second_advisory_lock_waits_until_the_first_is_released(database_url):
+    if not database_url.startswith("postgresql"):
+        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
+    leader, standby = PostgresAdvisoryLock(database_url), PostgresAdvisoryLock(database_url)
+    try:
+        assert leader.acquire()
+        assert leader.still_held()
+        assert not standby.acquire()
+        leader.release()
+        assert not leader.still_held()
+        assert standby.acquire()
+    finally:
+        leader.release()
+        standby.release()
+
+
+class Process:
+    """A child process whose output lines are collected as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.popen = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_for_line(self, text: str, timeout: float = TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if text in line:
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.popen.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"no line with {text!r} in:\n" + "\n".join(self.lines))
+                self._changed.wait(min(remaining, 0.5))
+
+    def terminate(self, timeout: float = TIMEOUT) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        code = self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        """Make sure the process is gone and its pipe closed."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(TIMEOUT)
+        self._reader.join(TIMEOUT)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+    @property
+    def runner(self) -> str:
+        return f"{socket.gethostname()}:{self.popen.pid}"
+
+
+def child_env(database_url: str) -> dict[str, str]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "REVIEW_", "SYNC_"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        SECRET_KEY="test-secret-key",
+        STRATLINK_SOURCE="demo",
+        SYNC_INTERVAL_MINUTES="0",  # no sync of the demo org into the test database
+        REVIEW_CRON="0 0 1 1 *",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def test_a_second_scheduler_command_stands_by_and_takes_over_after_sigterm(app, database_url):
+    command = [sys.executable, "-m", "flask", "--app", "app", "scheduler", "--retry-seconds", "0.2"]
+    first = Process(command, child_env(database_url))
+    second = None
+    try:
+        first.wait_for_line(f"scheduler {first.runner} leader")
+        second = Process(command, child_env(database_url))
+        second.wait_for_line(f"scheduler {second.runner} standby")
+        assert not [line for line in second.lines if f"{second.runner} leader" in line]
+
+        assert first.terminate() == 0
+        first.wait_for_line(f"scheduler {first.runner} stopped")
+        second.wait_for_line(f"scheduler {second.runner} leader")
+        assert second.terminate() == 0
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+    extension.session.rollback()
+    stored = extension.session.execute(
+        select(func.count()).select_from(extension.metadata.tables["scheduler_jobs"])
+    )
+    assert stored.scalar() == 1  # the review job, kept in the app database
+
+
+@pytest.mark.postgres
+def test_two_scheduler_processes_on_postgresql_run_each_review_exactly_once(app, database_url):
+    if not database_url.startswith("postgresql"):
+        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
+    command = [sys.executable, "-m", "tests.jobs.scheduler_process", database_url]
+    first = Process(command, child_env(database_url))
+    second = None
+    try:
+        first.wait_for_line(f"scheduler {first.runner} leader")
+        second = Process(command, child_env(database_url))
+        second.wait_for_line(f"scheduler {second.runner} standby")
+        wait_for(lambda: len(job_runs("review")) >= 3, "three reviews by the first process")
+        assert first.terminate() == 0
+        second.wait_for_line(f"scheduler {second.runner} leader")
+        wait_for(
+            lambda: sum(run.runner == second.runner for run in job_runs("review")) >= 3,
+            "three reviews by the second process",
+        )
+        assert second.terminate() == 0
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+
+    reviews = job_runs("review")
+    assert {run.outcome for run in reviews} == {"succeeded"}
+    assert len({run.scheduled_for for run in reviews}) == len(reviews)
+    # One runner at a time: every run of the first process comes before every run of the second.
+    runners = [run.runner for run in reviews]
+    assert set(runners) == {first.runner, second.runner}
+    assert runners == sorted(runners, key=lambda runner: runner == second.runner)
+    # No process ever found its period already taken: nobody tried to run a review twice.
+    assert not [line for line in first.lines + second.lines if "already ran" in line]
+    assert [run.outcome for run in job_runs("digest")] == ["skipped"] * len(reviews)

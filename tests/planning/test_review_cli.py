@@ -1,0 +1,76 @@
+"""`flask --app app review`: runs the review and prints a readable summary table."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from planning.models import Review
+from tests.factories import make_account, make_activity, make_opportunity, make_strategy, make_user, utc
+
+
+def test_the_command_runs_the_review_and_prints_each_finding_in_words(app, db):
+    rep = make_user(db, name="Rita Rep")
+    acme = make_account(db, name="Acme Corp", external_id="001ACME", owner=rep)
+    for _ in range(7):
+        make_activity(db, account=acme, occurred_at=utc(2026, 10, 20))
+    for _ in range(2):
+        make_activity(db, account=acme, kind="email", occurred_at=utc(2026, 10, 21))
+    make_activity(db, account=acme, kind="contract", occurred_at=utc(2026, 10, 22))
+    make_opportunity(db, account=acme, amount=1_250_000)
+    make_strategy(db, account=make_account(db, name="Globex", owner=rep), review_date=date(2026, 9, 1))
+    db.commit()
+
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31"])
+
+    assert result.exit_code == 0, result.output
+    review = db.scalars(select(Review)).one()
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        f"Tactics review {review.id} as of 2026-10-31 — window 30 days, threshold 5, stale after 60 days, UTC"
+    )
+    assert lines[1] == "2 findings: 2 new, 0 persisting, 0 resolved"
+    acme_line = next(line for line in lines if "Acme Corp (001ACME)" in line)
+    assert acme_line.split()[0] == "new"
+    assert "Rita Rep" in acme_line and "$1.2M" in acme_line
+    assert acme_line.endswith("7 calls, 2 emails and a contract in 30 days — no strategy")
+    assert any(line.endswith("Strategy review overdue (due 2026-09-01)") for line in lines)
+
+
+def test_a_quiet_org_gets_a_clear_all_good(app, db):
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31"])
+
+    assert result.exit_code == 0
+    assert "0 findings" in result.output
+    assert "Nothing piled up" in result.output
+
+
+def test_the_review_defaults_to_today_in_the_review_timezone(app, db):
+    from planning.review import today_in
+
+    app.config["REVIEW_TIMEZONE"] = "Asia/Tokyo"
+    result = app.test_cli_runner().invoke(args=["review"])
+
+    assert result.exit_code == 0
+    assert db.scalars(select(Review.as_of)).one() == today_in("Asia/Tokyo")
+
+
+def test_a_bad_date_is_a_usage_error_with_a_clear_message(app, db):
+    runner = app.test_cli_runner()
+    for bad in ("2026-13-01", "31/10/2026", "2026-1-5", "0001-01-01"):
+        result = runner.invoke(args=["review", "--as-of", bad])
+        assert result.exit_code == 2, bad
+        assert "Invalid value for '--as-of'" in result.output
+    assert "write it as YYYY-MM-DD" in runner.invoke(args=["review", "--as-of", "soon"]).output
+    assert db.scalars(select(Review)).all() == []
+
+
+def test_a_bad_review_setting_is_reported_without_a_traceback(app, db):
+    app.config["REVIEW_TIMEZONE"] = "Mars/Olympus"
+
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31"])
+
+    assert result.exit_code == 1
+    assert "unknown time zone 'Mars/Olympus'" in result.output
+    assert "Traceback" not in result.output

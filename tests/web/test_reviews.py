@@ -1,0 +1,172 @@
+"""The review pages: what each role sees, the words, the links, the rule filter, running a review."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import event, select
+
+from extensions import db as extension
+from planning.models import Activity, Review
+from planning.review import run_review
+from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
+
+D = date(2026, 10, 31)
+
+
+def weekly(db, as_of=D):
+    result = run_review(db, as_of, window_days=30, min_activities=5, stale_days=60)
+    db.commit()
+    return result
+
+
+@pytest.fixture
+def flagged(db, org):
+    """Anvil (Ann): tactics, no strategy; Amber (Amir): stale strategy; Bluebird (Bob): unlinked tactics."""
+    for _ in range(7):
+        make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 20))
+    for _ in range(2):
+        make_activity(db, account=org.ann_account, kind="email", occurred_at=utc(2026, 10, 21))
+    make_activity(db, account=org.ann_account, kind="contract", occurred_at=utc(2026, 10, 3))
+    make_opportunity(db, account=org.ann_account, amount=45000)
+    make_strategy(db, account=org.amir_account, review_date=date(2026, 9, 1))
+    plan = make_strategy(db, account=org.bob_account)
+    link(db, plan, make_activity(db, account=org.bob_account, occurred_at=utc(2026, 10, 2)))
+    for _ in range(5):
+        make_activity(db, account=org.bob_account, occurred_at=utc(2026, 10, 25))
+    return weekly(db)
+
+
+def account_names(html):
+    return re.findall(r'class="account-link" href="/accounts/\d+">([^<]+)</a>', html)
+
+
+def test_a_rep_sees_only_their_own_findings_in_words_with_a_link(login_as, org, flagged):
+    html = login_as(org.ann).get("/reviews").get_data(as_text=True)
+
+    assert account_names(html) == ["Anvil Works"]
+    assert "7 calls, 2 emails and a contract in 30 days — no strategy" in html
+    assert f'href="/accounts/{org.ann_account.id}"' in html
+    assert "$45,000" in html
+    assert "Run the review" not in html
+
+
+def test_a_manager_sees_their_team_grouped_by_rep(login_as, org, flagged):
+    html = login_as(org.east).get("/reviews").get_data(as_text=True)
+
+    assert sorted(account_names(html)) == ["Amber Foods", "Anvil Works"]
+    assert "Eli East's team" in html
+    assert html.index("Amir Aziz") < html.index("Ann Archer")
+    assert "Strategy review overdue (due 2026-09-01)" in html
+    assert "Bluebird" not in html
+
+
+def test_the_vp_sees_every_team_grouped_by_manager(login_as, org, flagged):
+    html = login_as(org.vp).get("/reviews").get_data(as_text=True)
+
+    assert sorted(account_names(html)) == ["Amber Foods", "Anvil Works", "Bluebird Freight"]
+    assert html.index("Eli East's team") < html.index("Wendy West's team")
+    assert "5 calls in 30 days — not linked to the active strategy" in html
+
+
+def test_findings_can_be_filtered_by_rule(login_as, org, flagged):
+    client = login_as(org.vp)
+
+    stale = client.get("/reviews?rule=stale_strategy").get_data(as_text=True)
+    tactics = client.get(f"/reviews/{flagged.id}?rule=tactics_without_strategy").get_data(as_text=True)
+    ignored = client.get("/reviews?rule=<script>").get_data(as_text=True)
+
+    assert account_names(stale) == ["Amber Foods"]
+    assert sorted(account_names(tactics)) == ["Anvil Works", "Bluebird Freight"]
+    assert len(account_names(ignored)) == 3
+    assert "<script>" not in ignored
+
+
+def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
+    everything_at_anvil = db.scalars(select(Activity).where(Activity.account_id == org.ann_account.id)).all()
+    link(db, make_strategy(db, account=org.ann_account), *everything_at_anvil)
+    make_activity(db, account=org.amir_account, kind="contract", occurred_at=utc(2026, 11, 3))
+    later = weekly(db, as_of=date(2026, 11, 3))
+
+    html = login_as(org.vp).get(f"/reviews/{later.id}").get_data(as_text=True)
+    rows = re.findall(
+        r'badge badge-(\w+)">\w+</span></td>\s*<td>\s*<a class="account-link" href="/accounts/\d+">([^<]+)<',
+        html,
+    )
+    assert sorted(rows) == [
+        ("new", "Amber Foods"),
+        ("persisting", "Amber Foods"),
+        ("persisting", "Bluebird Freight"),
+        ("resolved", "Anvil Works"),
+    ]
+
+
+def test_the_page_says_when_no_review_has_run(login_as, org):
+    response = login_as(org.ann).get("/reviews")
+
+    assert response.status_code == 200
+    assert "No review has run yet." in response.get_data(as_text=True)
+
+
+def test_an_unknown_review_is_not_found(login_as, org, flagged):
+    client = login_as(org.vp)
+    assert client.get(f"/reviews/{flagged.id + 1}").status_code == 404
+    assert client.get("/reviews/99999999999999").status_code == 404
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, flagged):
+    response = client.get("/reviews")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_managers_run_a_review_from_the_page_and_reps_may_not(db, login_as, org, flagged):
+    client = login_as(org.ann)
+    assert client.post("/reviews/run", data={"as_of": "2026-11-07"}).status_code == 403
+
+    client = login_as(org.east)
+    page = client.get("/reviews").get_data(as_text=True)
+    assert "Run the review" in page
+    response = client.post("/reviews/run", data={"as_of": "2026-11-07"})
+
+    ran = db.scalars(select(Review).where(Review.as_of == date(2026, 11, 7))).one()
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/reviews/{ran.id}")
+    for bad in ("yesterday", "0001-01-01"):
+        assert client.post("/reviews/run", data={"as_of": bad}).headers["Location"] == "/reviews"
+        assert f"No review ran: “{bad}” is not a day the review can use" in client.get("/reviews").get_data(
+            as_text=True
+        )
+
+
+def test_the_page_issues_the_same_number_of_queries_for_few_and_many_findings(db, login_as, org):
+    def statements_on_page(as_of):
+        client = login_as(org.vp)
+        count = 0
+
+        def counted(*_):
+            nonlocal count
+            count += 1
+
+        event.listen(extension.engine, "before_cursor_execute", counted)
+        try:
+            assert client.get("/reviews").status_code == 200
+        finally:
+            event.remove(extension.engine, "before_cursor_execute", counted)
+        return count
+
+    for account in (org.ann_account, org.amir_account):
+        make_activity(db, account=account, kind="contract", occurred_at=utc(2026, 10, 20))
+    weekly(db)
+    few = statements_on_page(D)
+    for index in range(20):
+        rep = make_user(db, manager=[org.east, org.west][index % 2])
+        account = make_account(db, owner=rep)
+        make_activity(db, account=account, kind="contract", occurred_at=utc(2026, 10, 20))
+        make_strategy(db, account=account, review_date=date(2026, 1, 1))
+    weekly(db)
+    many = statements_on_page(D)
+
+    assert many == few

@@ -1,0 +1,190 @@
+"""The reviews API: run one (managers and admins), the latest, one by id; findings scoped to the caller."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from planning.review import run_review
+from tests.factories import link, make_activity, make_opportunity, make_strategy, utc
+from web.auth import issue_api_token
+
+
+@pytest.fixture
+def bearer(db, client):
+    """Return a function giving request headers that authenticate as a user with an API token."""
+
+    def headers_for(user):
+        token = issue_api_token(db, user)
+        db.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers_for
+
+
+@pytest.fixture
+def scenario(db, org):
+    """Ann's Anvil Works piles up tactics; Bob's Bluebird has an unlinked week; Amir's plan is overdue."""
+    for _ in range(5):
+        make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 20))
+    make_activity(db, account=org.ann_account, kind="contract", occurred_at=utc(2026, 10, 10, 9, 30))
+    make_opportunity(db, account=org.ann_account, amount=45000)
+    plan = make_strategy(db, account=org.bob_account)
+    link(db, plan, make_activity(db, account=org.bob_account, occurred_at=utc(2026, 10, 2)))
+    for _ in range(5):
+        make_activity(db, account=org.bob_account, kind="email", occurred_at=utc(2026, 10, 25))
+    make_strategy(db, account=org.amir_account, review_date=date(2026, 9, 1))
+    db.commit()
+
+
+def names(body):
+    return sorted(finding["account"]["name"] for finding in body["findings"])
+
+
+def test_a_review_reads_as_the_design_contract_says(db, client, bearer, org, scenario):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+
+    body = client.get("/api/reviews/latest", headers=bearer(org.ann)).get_json()
+
+    assert set(body) == {"id", "as_of", "created_at", "parameters", "findings"}
+    assert (body["id"], body["as_of"]) == (review.id, "2026-10-31")
+    assert body["parameters"] == {"window_days": 30, "min_activities": 5, "stale_days": 60, "timezone": "UTC"}
+    assert body["findings"] == [
+        {
+            "rule": "tactics_without_strategy",
+            "reason": "no_strategy",
+            "status": "new",
+            "account": {
+                "id": org.ann_account.id,
+                "external_id": org.ann_account.external_id,
+                "name": "Anvil Works",
+            },
+            "owner": {"id": org.ann.id, "email": "ann@example.com", "name": "Ann Archer"},
+            "strategy_id": None,
+            "uncovered": {"call": 5, "contract": 1},
+            "oldest_uncovered_at": "2026-10-10T09:30:00+00:00",
+            "open_pipeline": 45000.0,
+        }
+    ]
+
+
+def test_each_caller_sees_only_the_findings_in_their_scope(db, client, bearer, org, scenario):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+
+    by_id = f"/api/reviews/{review.id}"
+    assert names(client.get(by_id, headers=bearer(org.ann)).get_json()) == ["Anvil Works"]
+    assert names(client.get(by_id, headers=bearer(org.east)).get_json()) == ["Amber Foods", "Anvil Works"]
+    assert names(client.get(by_id, headers=bearer(org.west)).get_json()) == ["Bluebird Freight"]
+    assert names(client.get(by_id, headers=bearer(org.vp)).get_json()) == [
+        "Amber Foods",
+        "Anvil Works",
+        "Bluebird Freight",
+    ]
+    assert len(client.get(by_id, headers=bearer(org.admin)).get_json()["findings"]) == 3
+
+
+def test_findings_can_be_narrowed_to_one_rule(db, client, bearer, org, scenario):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+    headers = bearer(org.vp)
+
+    stale = client.get(f"/api/reviews/{review.id}?rule=stale_strategy", headers=headers).get_json()
+    assert [(f["rule"], f["reason"], f["account"]["name"]) for f in stale["findings"]] == [
+        ("stale_strategy", "review_overdue", "Amber Foods")
+    ]
+    bad = client.get("/api/reviews/latest?rule=everything", headers=headers)
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["code"] == "invalid"
+
+
+def test_managers_and_admins_run_a_review_and_get_their_scope_back(db, client, bearer, org, scenario):
+    ran = client.post("/api/reviews", json={"as_of": "2026-10-31"}, headers=bearer(org.west))
+
+    assert ran.status_code == 201
+    body = ran.get_json()
+    assert body["as_of"] == "2026-10-31"
+    assert [(f["reason"], f["account"]["name"]) for f in body["findings"]] == [
+        ("unlinked", "Bluebird Freight")
+    ]
+
+    again = client.post("/api/reviews", json={"as_of": "2026-10-31"}, headers=bearer(org.admin))
+    assert again.status_code == 201
+    assert again.get_json()["id"] == body["id"]
+    assert len(again.get_json()["findings"]) == 3
+
+
+def test_a_run_without_a_date_reviews_today_in_the_review_timezone(app, client, bearer, org):
+    app.config["REVIEW_TIMEZONE"] = "Pacific/Kiritimati"  # UTC+14: often a day ahead of UTC
+    from planning.review import today_in
+
+    ran = client.post("/api/reviews", headers=bearer(org.vp))
+
+    assert ran.status_code == 201
+    assert ran.get_json()["as_of"] == today_in("Pacific/Kiritimati").isoformat()
+    assert ran.get_json()["parameters"]["timezone"] == "Pacific/Kiritimati"
+
+
+def test_reps_may_not_run_a_review(client, bearer, org):
+    response = client.post("/api/reviews", json={}, headers=bearer(org.ann))
+
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"as_of": "2026-02-30"},
+        {"as_of": "31/10/2026"},
+        {"as_of": 20261031},
+        {"as_of": "0001-01-01"},
+        {"as_of": "9999-12-31"},
+        {"when": "2026-10-31"},
+        [1],
+    ],
+)
+def test_bad_input_is_a_json_error_not_a_crash(client, bearer, org, body):
+    response = client.post("/api/reviews", json=body, headers=bearer(org.vp))
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid"
+
+
+def test_missing_reviews_are_json_404s(db, client, bearer, org):
+    headers = bearer(org.vp)
+
+    latest = client.get("/api/reviews/latest", headers=headers)
+    assert latest.status_code == 404
+    assert latest.get_json() == {"error": {"code": "not_found", "message": "No review has run yet."}}
+    assert client.get("/api/reviews/1", headers=headers).status_code == 404
+    assert client.get("/api/reviews/99999999999999999999", headers=headers).status_code == 404
+    assert client.get("/api/reviews/abc", headers=headers).get_json()["error"]["code"] == "not_found"
+
+
+def test_anonymous_callers_get_a_json_401(client):
+    response = client.get("/api/reviews/latest")
+
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_the_openapi_document_describes_the_review_routes(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    assert {"/api/reviews", "/api/reviews/latest", "/api/reviews/{review_id}"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/reviews"]["post"]["responses"]) >= {"201", "401", "403", "422"}
+    finding = spec["components"]["schemas"]["FindingOut"]["properties"]
+    assert {
+        "rule",
+        "reason",
+        "status",
+        "account",
+        "owner",
+        "uncovered",
+        "oldest_uncovered_at",
+        "open_pipeline",
+    } <= set(finding)
+    assert finding["rule"]["enum"] == ["tactics_without_strategy", "stale_strategy"]

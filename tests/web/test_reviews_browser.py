@@ -1,0 +1,66 @@
+"""The review page in a real browser: the VP opens it, filters by rule and follows an account link."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from planning.review import run_review
+from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy
+
+pytestmark = pytest.mark.browser
+
+# A look for whoever runs the suite, not an artefact the tests compare.
+SCREENSHOT = "/tmp/stratlink_review.png"  # noqa: S108
+
+
+@pytest.fixture
+def reviewed(db, org):
+    """A week of piled-up tactics across both teams, reviewed as of today and committed."""
+    now = datetime.now(UTC)
+    today = now.date()
+
+    def activities(account, kinds):
+        return [
+            make_activity(db, account=account, kind=kind, occurred_at=now - timedelta(days=index % 20 + 1))
+            for index, kind in enumerate(kinds)
+        ]
+
+    activities(org.ann_account, ["call"] * 7 + ["email"] * 2 + ["contract"])
+    make_opportunity(db, account=org.ann_account, amount=1_250_000)
+    harbor = make_account(db, owner=org.ann, name="Harborview Clinic")
+    activities(harbor, ["contract"])
+    plan = make_strategy(db, account=org.amir_account, review_date=today - timedelta(days=10))
+    link(db, plan, *activities(org.amir_account, ["meeting"]))
+    activities(org.bob_account, ["call", "call", "email", "meeting", "task", "note"])
+    make_strategy(db, account=org.bob_account)
+    make_opportunity(db, account=org.bob_account, amount=310_000)
+    review = run_review(db, today)
+    db.commit()
+    return review
+
+
+def test_the_vp_reads_the_review_filters_it_and_opens_an_account(page, org, reviewed):
+    from playwright.sync_api import expect
+
+    page.goto("/reviews")
+    page.get_by_role("button", name=re.compile(r"Sign in as Vera Park")).click()
+    expect(page).to_have_url(re.compile(r"/reviews$"))
+    expect(page.get_by_role("heading", name=re.compile("Tactics review"), level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Eli East's team", level=2)).to_be_visible()
+    expect(page.get_by_role("heading", name="Wendy West's team", level=2)).to_be_visible()
+    expect(page.get_by_text("7 calls, 2 emails and a contract in 30 days — no strategy")).to_be_visible()
+    expect(page.get_by_text("A contract in 30 days — no strategy", exact=True)).to_be_visible()
+    expect(page.locator("tr.finding")).to_have_count(5)
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+    page.get_by_role("link", name="Stale strategy").click()
+    expect(page).to_have_url(re.compile(r"rule=stale_strategy"))
+    expect(page.locator("tr.finding")).to_have_count(2)
+    expect(page.locator("tr.finding a.account-link")).to_have_text(["Amber Foods", "Bluebird Freight"])
+
+    page.get_by_role("link", name="Amber Foods").click()
+    expect(page).to_have_url(re.compile(rf"/accounts/{org.amir_account.id}$"))
+    expect(page.get_by_role("heading", name="Amber Foods", level=1)).to_be_visible()
