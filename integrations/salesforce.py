@@ -187,6 +187,14 @@ class SalesforceSource:
         if start is None and self._use_bulk(spec):
             yield from self._read_bulk(stream, spec, positions)
             return
+        batches = self._query_batches(stream, spec, positions, start)
+        # Paging, parsing and mapping run a couple of batches ahead in a background thread, while the
+        # engine writes: most of a write is spent inside the database driver, which releases the GIL.
+        yield from prefetched(batches, chunk=1, depth=2) if self._prefetch else batches
+
+    def _query_batches(
+        self, stream: str, spec: SObjectStream, positions: dict[str, Position], start: Position | None
+    ) -> Iterator[Batch]:
         soql = build_soql(
             spec,
             until=self._until_time,
@@ -195,7 +203,7 @@ class SalesforceSource:
         )
         client = self.connection.client
         pages = client.query_all_iter(soql, include_deleted=spec.deletable)
-        rows = skip_committed(prefetched(pages) if self._prefetch else pages, start, spec.cursor_field)
+        rows = skip_committed(pages, start, spec.cursor_field)
         base_url = self.connection.instance_url + "/"
         empty = True
         for chunk in _chunks(rows, self.settings.batch_size):

@@ -479,13 +479,14 @@ class _Engine:
             row["synced_at"] = now
             writes.append(row)
         if writes:
-            self.session.execute(self._upsert(table), writes)
+            self._upsert(table, writes[0].keys()).execute(self.session, writes)
 
-    def _upsert(self, table: Any) -> Any:
+    def _upsert(self, table: Any, columns: Iterable[str]) -> BulkStatement:
         """Build (once per table) the dialect upsert that never lets an older version overwrite a newer."""
         statement = self._upserts.get(table.name)
         if statement is None:
-            statement = upsert_statement(self.dialect, table)
+            dialect = self.session.get_bind().dialect
+            statement = BulkStatement(upsert_statement(self.dialect, table), table, columns, dialect)
             self._upserts[table.name] = statement
         return statement
 
@@ -783,6 +784,46 @@ def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
         "review_date": record.review_date,
         "status": StrategyStatus(record.status),
     }
+
+
+class BulkStatement:
+    """A statement over one table, compiled once, executed with many rows straight through the driver.
+
+    `session.execute(statement, rows)` compiles nothing twice but still builds a parameter dict per row
+    and converts every value through its type in Python, which costs a big sync more than the database
+    does. Here each row becomes a tuple (or a dict, for drivers with named parameters) in one pass, and
+    only the columns whose type converts values on this database (dates on SQLite, say) run a
+    converter. The rows must all carry the same keys as `columns`.
+    """
+
+    def __init__(self, statement: Any, table: Any, columns: Iterable[str], dialect: Any) -> None:
+        names = list(columns)
+        compiled = statement.compile(dialect=dialect, column_keys=names)
+        self.sql = str(compiled)
+        self.columns = frozenset(names)
+        order = list(compiled.positiontup) if compiled.positional else names
+        converters = {
+            name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+        }
+        self.positional = bool(compiled.positional)
+        self.order = order
+        self.converted = [(name, converter) for name, converter in converters.items() if converter]
+
+    def execute(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Execute the statement once per row (the driver's executemany), all in the session's transaction."""
+        if any(row.keys() != self.columns for row in rows):
+            raise ValueError("every row of a bulk statement must carry the same columns")
+        for name, converter in self.converted:
+            for row in rows:
+                value = row[name]
+                if value is not None:
+                    row[name] = converter(value)
+        if self.positional:
+            order = self.order
+            parameters: list[Any] = [tuple([row[name] for name in order]) for row in rows]
+        else:
+            parameters = list(rows)
+        session.connection().exec_driver_sql(self.sql, parameters)
 
 
 def upsert_statement(dialect: str, table: Any) -> Any:

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from integrations.base import (
     AccountRecord,
@@ -19,7 +19,7 @@ from integrations.base import (
     StrategyRecord,
     UserRecord,
 )
-from integrations.sync import MAX_STORED_ERRORS, run_sync, upsert_statement
+from integrations.sync import MAX_STORED_ERRORS, BulkStatement, run_sync, upsert_statement
 from planning.models import (
     Account,
     Activity,
@@ -592,3 +592,43 @@ def test_strategy_references_that_do_not_resolve_are_reported(db):
     ]
     assert db.scalars(select(Strategy.external_id)).all() == ["S3"]
     assert db.scalars(select(Activity.external_id).join(Link)).all() == ["T1"]
+
+
+def test_a_bulk_statement_converts_values_as_the_orm_would_and_upserts(db):
+    owner = make_user(db)
+    db.commit()
+    table = Account.__table__
+    dialect = db.get_bind().dialect
+    columns = ["source", "external_id", "name", "owner_id", "annual_revenue", "deleted", "synced_at",
+               "crm_modified_at", "content_hash"]  # fmt: skip
+    bulk = BulkStatement(upsert_statement(dialect.name, table), table, columns, dialect)
+    first = {"source": "crm", "external_id": "A1", "name": "Acme", "owner_id": owner.id,
+             "annual_revenue": Decimal("1250000.50"), "deleted": False, "synced_at": utc(2026, 11, 1, 9),
+             "crm_modified_at": utc(2026, 11, 1, 8), "content_hash": "h1"}  # fmt: skip
+    second = {**first, "external_id": "A2", "name": "Globex", "annual_revenue": None, "crm_modified_at": None}
+    bulk.execute(db, [dict(first), dict(second)])
+    # The same key again, newer: updated in place; an older version of A2 would not be (see upsert_statement).
+    bulk.execute(db, [{**first, "name": "Acme Corp", "crm_modified_at": utc(2026, 11, 2, 8)}])
+    db.commit()
+    db.expire_all()
+    stored = {account.external_id: account for account in db.scalars(select(Account))}
+    assert set(stored) == {"A1", "A2"}
+    assert stored["A1"].name == "Acme Corp"
+    assert stored["A1"].annual_revenue == Decimal("1250000.50")
+    assert stored["A1"].crm_modified_at == utc(2026, 11, 2, 8)
+    assert stored["A1"].synced_at == utc(2026, 11, 1, 9)
+    assert stored["A2"].annual_revenue is None
+    # Stored times compare correctly in SQL against times bound the ordinary way.
+    later = db.scalars(select(Account.external_id).where(Account.crm_modified_at > utc(2026, 11, 1, 12)))
+    assert list(later) == ["A1"]
+
+
+def test_a_bulk_statement_refuses_rows_with_other_columns(db):
+    table = Account.__table__
+    dialect = db.get_bind().dialect
+    bulk = BulkStatement(
+        upsert_statement(dialect.name, table), table, ["source", "external_id", "name"], dialect
+    )
+    with pytest.raises(ValueError, match="same columns"):
+        bulk.execute(db, [{"source": "crm", "external_id": "A1", "name": "Acme", "deleted": False}])
+    assert db.scalar(select(func.count()).select_from(Account)) == 0
