@@ -34,7 +34,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint
+test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, TypeAlias
 
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, MetaData, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
 
 class Base(DeclarativeBase):
@@ -27,6 +27,10 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# What our functions take as a database session: a plain Session (scripts, jobs, tests) or the app's
+# request-scoped `db.session`, which proxies every Session method.
+DbSession: TypeAlias = Session | scoped_session[Any]
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

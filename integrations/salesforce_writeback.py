@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from extensions import DbSession
 from integrations.base import RecordError
 from integrations.salesforce_client import Sleep, connect, translate_errors
 from integrations.salesforce_settings import SalesforceConfigError, SalesforceSettings
@@ -65,7 +65,7 @@ class WritebackResult:
 
 
 def write_back(
-    session: Session,
+    session: DbSession,
     review: Review,
     config: Mapping[str, Any],
     *,
@@ -144,7 +144,9 @@ def _tally(result: WritebackResult, chunk: Sequence[AccountValues], answers: Any
         )
 
 
-def _account_values(session: Session, review: Review, objective_length: int) -> Iterator[list[AccountValues]]:
+def _account_values(
+    session: DbSession, review: Review, objective_length: int
+) -> Iterator[list[AccountValues]]:
     """Yield the values of the live Salesforce accounts, COLLECTION_LIMIT at a time, in id order."""
     after = 0
     while True:
@@ -183,7 +185,7 @@ def _account_values(session: Session, review: Review, objective_length: int) -> 
         yield chunk
 
 
-def _current_strategies(session: Session, account_ids: list[int]) -> dict[int, tuple[str, str]]:
+def _current_strategies(session: DbSession, account_ids: list[int]) -> dict[int, tuple[str, str]]:
     """Pick, per account, the strategy that speaks for it: (status, objective)."""
     rows = session.execute(
         select(

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import String, bindparam, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
+from extensions import DbSession
 from integrations.base import (
     AccountRecord,
     ActivityRecord,
@@ -71,7 +71,7 @@ _Item = TypeVar("_Item")
 
 
 def run_sync(
-    session: Session,
+    session: DbSession,
     source: Source,
     *,
     full: bool = False,
@@ -159,7 +159,7 @@ class _References:
     """Resolve CRM ids of parents (accounts, opportunities, users) to row ids within one source."""
 
     def __init__(
-        self, session: Session, source: str, dialect: str, limit: int = REFERENCE_CACHE_SIZE
+        self, session: DbSession, source: str, dialect: str, limit: int = REFERENCE_CACHE_SIZE
     ) -> None:
         self._session = session
         self._source = source
@@ -214,7 +214,7 @@ class _Engine:
 
     def __init__(
         self,
-        session: Session,
+        session: DbSession,
         source: Source,
         run: SyncRun,
         *,
@@ -809,7 +809,7 @@ class BulkStatement:
         self.order = order
         self.converted = [(name, converter) for name, converter in converters.items() if converter]
 
-    def execute(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Execute the statement once per row (the driver's executemany), all in the session's transaction."""
         if any(row.keys() != self.columns for row in rows):
             raise ValueError("every row of a bulk statement must carry the same columns")

@@ -23,9 +23,8 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from extensions import db
+from extensions import DbSession, db
 from jobs.models import JobOutcome, JobRun
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def scheduled_time() -> datetime:
 
 
 def run_recorded(
-    session: Session, job: str, scheduled_for: datetime, work: Callable[[Session], str | None]
+    session: DbSession, job: str, scheduled_for: datetime, work: Callable[[DbSession], str | None]
 ) -> JobRun | None:
     """Run `work` once for (job, scheduled_for) and record how it went; None when it already ran."""
     run = JobRun(
@@ -122,7 +121,7 @@ def run_recorded(
     return run
 
 
-def sync_work(session: Session) -> str:
+def sync_work(session: DbSession) -> str:
     """Pull the configured source incrementally."""
     from integrations.sources import get_source
     from integrations.sync import run_sync
@@ -139,7 +138,7 @@ def sync_work(session: Session) -> str:
     return summary
 
 
-def review_work(session: Session, scheduled_for: datetime) -> tuple[int, str]:
+def review_work(session: DbSession, scheduled_for: datetime) -> tuple[int, str]:
     """Run the review as of the scheduled day in REVIEW_TIMEZONE; return its id and a summary."""
     from planning.review import run_review_from_config, zone_for
 
@@ -150,7 +149,7 @@ def review_work(session: Session, scheduled_for: datetime) -> tuple[int, str]:
     return review.id, f"review {review.id} as of {as_of.isoformat()}: {len(review.findings)} findings"
 
 
-def digest_work(session: Session, review_id: int) -> str:
+def digest_work(session: DbSession, review_id: int) -> str:
     """Email the digest of one review; skipped when there is nothing to report."""
     from planning.digest import send_digests
     from planning.models import Review
@@ -164,7 +163,7 @@ def digest_work(session: Session, review_id: int) -> str:
     return f"{len(sent)} digests sent for review {review_id}"
 
 
-def writeback_work(session: Session, review_id: int) -> str:
+def writeback_work(session: DbSession, review_id: int) -> str:
     """Send one review's results to Salesforce Account fields (`SALESFORCE_WRITEBACK=1`)."""
     from integrations.salesforce_writeback import write_back
     from planning.models import Review
@@ -200,7 +199,7 @@ def review_job() -> None:
     with job_app_context():
         reviewed: dict[str, Any] = {}
 
-        def review(session: Session) -> str:
+        def review(session: DbSession) -> str:
             reviewed["id"], summary = review_work(session, scheduled_for)
             return summary
 

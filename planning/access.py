@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
+from extensions import DbSession
 from planning.models import Account, Role, User
 
 
@@ -21,7 +22,7 @@ def sees_everything(user: User) -> bool:
     return user.role == Role.ADMIN or (user.role == Role.MANAGER and user.manager_id is None)
 
 
-def team_ids(session: Session, manager: User) -> set[int]:
+def team_ids(session: DbSession, manager: User) -> set[int]:
     """Return the ids of `manager` and everyone below them, at any depth."""
     tree = select(User.id).where(User.id == manager.id).cte("team", recursive=True)
     member = aliased(User)
@@ -29,7 +30,7 @@ def team_ids(session: Session, manager: User) -> set[int]:
     return set(session.scalars(select(tree.c.id)))
 
 
-def visible_owner_ids(session: Session, user: User) -> set[int] | None:
+def visible_owner_ids(session: DbSession, user: User) -> set[int] | None:
     """Return the owner ids whose accounts `user` may see, or None when they see every account."""
     if sees_everything(user):
         return None
@@ -38,7 +39,7 @@ def visible_owner_ids(session: Session, user: User) -> set[int] | None:
     return {user.id}
 
 
-def scope_accounts(statement: Select[Any], session: Session, user: User) -> Select[Any]:
+def scope_accounts(statement: Select[Any], session: DbSession, user: User) -> Select[Any]:
     """Narrow a statement over `Account` to the accounts `user` may see."""
     owners = visible_owner_ids(session, user)
     if owners is None:
@@ -46,7 +47,7 @@ def scope_accounts(statement: Select[Any], session: Session, user: User) -> Sele
     return statement.where(Account.owner_id.in_(owners))
 
 
-def can_view_account(session: Session, user: User, account: Account) -> bool:
+def can_view_account(session: DbSession, user: User, account: Account) -> bool:
     """Tell whether `user` may open `account`."""
     owners = visible_owner_ids(session, user)
     return owners is None or account.owner_id in owners
@@ -57,6 +58,6 @@ def can_edit_account(user: User, account: Account) -> bool:
     return user.role == Role.ADMIN or (account.owner_id is not None and account.owner_id == user.id)
 
 
-def can_comment_on_account(session: Session, user: User, account: Account) -> bool:
+def can_comment_on_account(session: DbSession, user: User, account: Account) -> bool:
     """Tell whether `user` may comment on `account`'s strategies (its owner, their managers, admins)."""
     return can_view_account(session, user, account)

@@ -22,8 +22,9 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import aliased, joinedload
 
+from extensions import DbSession
 from planning.access import scope_accounts, visible_owner_ids
 from planning.models import (
     COVERING_STATUSES,
@@ -374,7 +375,7 @@ def _badge_columns(now: datetime) -> tuple[Any, Any, Any]:
 
 def _filtered(
     statement: Select[Any],
-    session: Session,
+    session: DbSession,
     user: User,
     *,
     q: str | None,
@@ -394,7 +395,7 @@ def _filtered(
 
 
 def list_accounts(
-    session: Session,
+    session: DbSession,
     user: User,
     *,
     q: str | None = None,
@@ -476,7 +477,7 @@ def list_accounts(
 
 
 def badges_for_accounts(
-    session: Session, account_ids: list[int], *, now: datetime | None = None
+    session: DbSession, account_ids: list[int], *, now: datetime | None = None
 ) -> dict[int, list[str]]:
     """Return the badges of each given account, in one query."""
     if not account_ids:
@@ -489,7 +490,7 @@ def badges_for_accounts(
     }
 
 
-def owner_choices(session: Session, user: User) -> list[OwnerChoice]:
+def owner_choices(session: DbSession, user: User) -> list[OwnerChoice]:
     """Return the people whose accounts `user` may filter the list by (none for a rep)."""
     if user.role == Role.REP:
         return []
@@ -503,14 +504,14 @@ def owner_choices(session: Session, user: User) -> list[OwnerChoice]:
     return [OwnerChoice(id=row.id, name=row.name) for row in session.execute(statement)]
 
 
-def get_account(session: Session, account_id: int) -> Account | None:
+def get_account(session: DbSession, account_id: int) -> Account | None:
     """Return the account with its owner, or None when there is no such account."""
     if not is_valid_id(account_id):
         return None
     return session.scalar(select(Account).options(joinedload(Account.owner)).where(Account.id == account_id))
 
 
-def get_account_detail(session: Session, account: Account, *, now: datetime | None = None) -> AccountDetail:
+def get_account_detail(session: DbSession, account: Account, *, now: datetime | None = None) -> AccountDetail:
     """Return the account's figures, open opportunities and strategies for its page."""
     now = now or datetime.now(UTC)
     return AccountDetail(
@@ -522,7 +523,7 @@ def get_account_detail(session: Session, account: Account, *, now: datetime | No
     )
 
 
-def account_figures(session: Session, account_id: int, *, now: datetime | None = None) -> AccountFigures:
+def account_figures(session: DbSession, account_id: int, *, now: datetime | None = None) -> AccountFigures:
     """Return the account's open pipeline, recent activity and dialogue ratio in one query."""
     now = now or datetime.now(UTC)
     dialogue_since = now - timedelta(days=DIALOGUE_DAYS)
@@ -543,7 +544,7 @@ def account_figures(session: Session, account_id: int, *, now: datetime | None =
     )
 
 
-def open_opportunities(session: Session, account_id: int) -> list[OpportunityRow]:
+def open_opportunities(session: DbSession, account_id: int) -> list[OpportunityRow]:
     """Return the account's open opportunities, soonest close date first."""
     statement = (
         select(Opportunity)
@@ -563,7 +564,7 @@ def open_opportunities(session: Session, account_id: int) -> list[OpportunityRow
     ]
 
 
-def account_opportunities(session: Session, account_id: int) -> list[Opportunity]:
+def account_opportunities(session: DbSession, account_id: int) -> list[Opportunity]:
     """Return every non-deleted opportunity of the account, open ones first, then by close date."""
     return list(
         session.scalars(
@@ -574,7 +575,7 @@ def account_opportunities(session: Session, account_id: int) -> list[Opportunity
     )
 
 
-def account_strategies(session: Session, account_id: int) -> list[StrategySummary]:
+def account_strategies(session: DbSession, account_id: int) -> list[StrategySummary]:
     """Return the account's strategies, the active one first, with their linked activity counts."""
     linked = (
         select(func.count(Link.id))
@@ -605,7 +606,7 @@ def account_strategies(session: Session, account_id: int) -> list[StrategySummar
 
 
 def list_account_activities(
-    session: Session,
+    session: DbSession,
     account_id: int,
     *,
     kinds: Iterable[str] | None = None,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
+from extensions import DbSession
 from planning.access import can_comment_on_account
 from planning.models import Strategy, StrategyComment, User, utcnow
 from planning.strategies import NotAllowed, StrategyInvalid
@@ -12,7 +13,7 @@ from planning.strategies import NotAllowed, StrategyInvalid
 MAX_COMMENT_LENGTH = 5_000
 
 
-def add_comment(session: Session, user: User, strategy: Strategy, body: str) -> StrategyComment:
+def add_comment(session: DbSession, user: User, strategy: Strategy, body: str) -> StrategyComment:
     """Add `user`'s comment to `strategy`; raise StrategyInvalid for an empty or oversized body."""
     if not can_comment_on_account(session, user, strategy.account):
         raise NotAllowed("only the account's owner, their managers and admins may comment")
@@ -29,7 +30,7 @@ def add_comment(session: Session, user: User, strategy: Strategy, body: str) -> 
     return comment
 
 
-def comments_on(session: Session, strategy: Strategy) -> list[StrategyComment]:
+def comments_on(session: DbSession, strategy: Strategy) -> list[StrategyComment]:
     """Return the strategy's comments, oldest first, with their authors."""
     return list(
         session.scalars(

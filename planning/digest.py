@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import render_template
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.describe import RULE_TITLES, describe_finding, money
 from planning.findings import count_by_status, findings_for_owners, has_open_findings, new_first
@@ -39,7 +39,7 @@ class Digest:
         return count_by_status(self.findings)
 
 
-def build_digests(session: Session, review: Review) -> list[Digest]:
+def build_digests(session: DbSession, review: Review) -> list[Digest]:
     """Decide who gets a digest of `review` and with which findings."""
     everything = findings_for_owners(session, review, None)
     if not has_open_findings(everything):
@@ -140,7 +140,7 @@ def connect_smtp(config: Mapping[str, Any]) -> smtplib.SMTP:
 
 
 def send_digests(
-    session: Session,
+    session: DbSession,
     review: Review,
     config: Mapping[str, Any],
     *,

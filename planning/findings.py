@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
+from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.models import Finding, Review, User
 from planning.review import NEW, PERSISTING, RULES, STATUSES
@@ -15,18 +16,18 @@ from planning.review import NEW, PERSISTING, RULES, STATUSES
 STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
 
 
-def latest_review(session: Session) -> Review | None:
+def latest_review(session: DbSession) -> Review | None:
     """Return the review with the latest as-of date, if any."""
     return session.scalars(select(Review).order_by(Review.as_of.desc()).limit(1)).first()
 
 
-def get_review(session: Session, review_id: int) -> Review | None:
+def get_review(session: DbSession, review_id: int) -> Review | None:
     """Return the review with this id, if any."""
     return session.get(Review, review_id)
 
 
 def findings_for_owners(
-    session: Session, review: Review, owner_ids: set[int] | None, *, rule: str | None = None
+    session: DbSession, review: Review, owner_ids: set[int] | None, *, rule: str | None = None
 ) -> list[Finding]:
     """Return the review's findings on accounts of `owner_ids` (None: all), in stored order."""
     statement = (
@@ -47,7 +48,7 @@ def findings_for_owners(
 
 
 def visible_findings(
-    session: Session, user: User, review: Review, *, rule: str | None = None
+    session: DbSession, user: User, review: Review, *, rule: str | None = None
 ) -> list[Finding]:
     """Return the findings `user` may see: a rep their own, a manager their team's, the VP all."""
     if rule is not None and rule not in RULES:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
+from extensions import DbSession
 from planning.accounts import is_valid_id
 from planning.models import Activity, Link, Opportunity, Strategy, User, utcnow
 from planning.strategies import require_editor
@@ -44,7 +44,7 @@ def _unique(ids: Iterable[int]) -> list[int]:
 
 
 def link_activities(
-    session: Session, user: User, strategy: Strategy, activity_ids: Iterable[int], *, move: bool = False
+    session: DbSession, user: User, strategy: Strategy, activity_ids: Iterable[int], *, move: bool = False
 ) -> LinkResult:
     """Link the activities to `strategy`; raise LinkRefused (and change nothing) if any cannot be."""
     require_editor(user, strategy.account)
@@ -101,7 +101,7 @@ def link_activities(
 
 
 def unlink_activities(
-    session: Session, user: User, strategy: Strategy, activity_ids: Iterable[int]
+    session: DbSession, user: User, strategy: Strategy, activity_ids: Iterable[int]
 ) -> LinkResult:
     """Remove the links from these activities to `strategy`; ids not linked to it are left alone."""
     require_editor(user, strategy.account)
@@ -181,7 +181,7 @@ class Suggestion:
 
 
 def suggest_links(
-    session: Session, strategy: Strategy, limit: int = 10, *, now: datetime | None = None
+    session: DbSession, strategy: Strategy, limit: int = 10, *, now: datetime | None = None
 ) -> list[Suggestion]:
     """Suggest recent unlinked activities of the account on the strategy's opportunity or sharing its terms.
 

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, case, false, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
+from extensions import DbSession
 from planning.access import scope_accounts
 from planning.accounts import (
     DIALOGUE_DAYS,
@@ -84,7 +85,7 @@ class Dashboard:
     by_owner: list[OwnerFigures] = field(default_factory=list)
 
 
-def dashboard_figures(session: Session, user: User, *, now: datetime | None = None) -> Dashboard:
+def dashboard_figures(session: DbSession, user: User, *, now: datetime | None = None) -> Dashboard:
     """Return the dashboard figures over the accounts `user` may see, in total and by owner."""
     now = now or utcnow()
     by_owner: dict[int | None, Figures] = {}

@@ -66,8 +66,9 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
+from extensions import DbSession
 from planning.models import (
     COVERING_STATUSES,
     Account,
@@ -160,7 +161,7 @@ def today_in(timezone: str) -> date:
 
 
 def run_review(
-    session: Session,
+    session: DbSession,
     as_of: date,
     *,
     window_days: int = 30,
@@ -191,7 +192,9 @@ def run_review(
     return review
 
 
-def run_review_from_config(session: Session, config: Mapping[str, Any], as_of: date | None = None) -> Review:
+def run_review_from_config(
+    session: DbSession, config: Mapping[str, Any], as_of: date | None = None
+) -> Review:
     """Run the review with the thresholds of the app config; `as_of` defaults to today in REVIEW_TIMEZONE."""
     timezone = config.get("REVIEW_TIMEZONE") or "UTC"
     return run_review(
@@ -219,7 +222,7 @@ FINDING_COLUMNS = (
 )
 
 
-def _json_text_caster(session: Session) -> Callable[[Any], Any]:
+def _json_text_caster(session: DbSession) -> Callable[[Any], Any]:
     """Return how to store JSON text built in SQL: PostgreSQL needs a cast, SQLite keeps text as is."""
     if session.get_bind().dialect.name == "postgresql":
         return lambda text_value: cast(text_value, JSON)
@@ -420,7 +423,7 @@ def _insert_resolved(review_id: int, previous_id: int) -> Any:
     return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
 
 
-def _fresh_review(session: Session, parameters: ReviewParameters) -> Review:
+def _fresh_review(session: DbSession, parameters: ReviewParameters) -> Review:
     """Return the review row for the as-of date, emptied of findings, with these parameters."""
     review = session.scalars(select(Review).where(Review.as_of == parameters.as_of)).one_or_none()
     if review is None:

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
+from extensions import DbSession
 from planning.access import can_edit_account, can_view_account
 from planning.accounts import is_valid_id
 from planning.models import (
@@ -93,7 +93,7 @@ class ReadsLikeTactics(Exception):
 # --- lookups with access checks -------------------------------------------------------------------
 
 
-def account_for_viewer(session: Session, user: User, account_id: int) -> Account:
+def account_for_viewer(session: DbSession, user: User, account_id: int) -> Account:
     """Return the account `user` may see, or raise NotFound / NotAllowed.
 
     An account deleted in the CRM still opens: its strategies and history survive.
@@ -106,7 +106,7 @@ def account_for_viewer(session: Session, user: User, account_id: int) -> Account
     return account
 
 
-def strategy_for_viewer(session: Session, user: User, strategy_id: int) -> Strategy:
+def strategy_for_viewer(session: DbSession, user: User, strategy_id: int) -> Strategy:
     """Return the strategy `user` may see, or raise NotFound / NotAllowed."""
     strategy = session.get(Strategy, strategy_id) if is_valid_id(strategy_id) else None
     if strategy is None:
@@ -173,7 +173,9 @@ def _clean_status(value: Any, errors: dict[str, str]) -> StrategyStatus | None:
         return None
 
 
-def _clean_opportunity(session: Session, account: Account, value: Any, errors: dict[str, str]) -> int | None:
+def _clean_opportunity(
+    session: DbSession, account: Account, value: Any, errors: dict[str, str]
+) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, str) and value.strip().isdigit():
@@ -188,7 +190,7 @@ def _clean_opportunity(session: Session, account: Account, value: Any, errors: d
     return value
 
 
-def clean_fields(session: Session, account: Account, fields: Mapping[str, Any]) -> dict[str, Any]:
+def clean_fields(session: DbSession, account: Account, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Return `fields` parsed and checked one by one, or raise StrategyInvalid naming each bad field."""
     cleaned, errors = _parse_fields(session, account, fields)
     if errors:
@@ -197,7 +199,7 @@ def clean_fields(session: Session, account: Account, fields: Mapping[str, Any]) 
 
 
 def _parse_fields(
-    session: Session, account: Account, fields: Mapping[str, Any]
+    session: DbSession, account: Account, fields: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Return the fields that parse, and a message for each one that does not."""
     errors: dict[str, str] = {}
@@ -217,7 +219,7 @@ def _parse_fields(
 
 
 def _checked(
-    session: Session, account: Account, fields: Mapping[str, Any], before: Mapping[str, Any]
+    session: DbSession, account: Account, fields: Mapping[str, Any], before: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return the parsed fields and the values they lead to; raise StrategyInvalid with every problem."""
     cleaned, errors = _parse_fields(session, account, fields)
@@ -279,7 +281,7 @@ def _check_tactics(before: Mapping[str, Any] | None, after: Mapping[str, Any], a
 
 
 def create_strategy(
-    session: Session,
+    session: DbSession,
     user: User,
     account: Account,
     fields: Mapping[str, Any],
@@ -314,7 +316,7 @@ def create_strategy(
 
 
 def update_strategy(
-    session: Session,
+    session: DbSession,
     user: User,
     strategy: Strategy,
     fields: Mapping[str, Any],
@@ -372,7 +374,7 @@ def update_strategy(
 # --- history ----------------------------------------------------------------------------------------
 
 
-def revisions_of(session: Session, strategy: Strategy) -> list[StrategyRevision]:
+def revisions_of(session: DbSession, strategy: Strategy) -> list[StrategyRevision]:
     """Return the strategy's revisions, newest first."""
     return list(
         session.scalars(

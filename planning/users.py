@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from extensions import DbSession
 from planning.models import ApiToken, Role, User
 
 MIN_PASSWORD_LENGTH = 8
@@ -28,7 +29,7 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def find_user_by_email(session: Session, email: str) -> User | None:
+def find_user_by_email(session: DbSession, email: str) -> User | None:
     """Return the user with this email, compared without case, or None."""
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 
@@ -37,7 +38,7 @@ class UserInvalid(ValueError):
     """The user cannot be created as asked; the message says why."""
 
 
-def create_user(session: Session, email: str, name: str, role: Role, manager: User | None = None) -> User:
+def create_user(session: DbSession, email: str, name: str, role: Role, manager: User | None = None) -> User:
     """Add a user who signs in with `email` (no password yet); raise UserInvalid if the email won't do."""
     email = normalize_email(email)
     if "@" not in email:
@@ -59,7 +60,7 @@ class UserListing:
     tokens: int
 
 
-def list_users(session: Session) -> list[UserListing]:
+def list_users(session: DbSession) -> list[UserListing]:
     """Return every user by role, then name, with their manager and token count, in one query."""
     tokens = (
         select(ApiToken.user_id, func.count(ApiToken.id).label("count")).group_by(ApiToken.user_id).subquery()
@@ -86,7 +87,7 @@ def _decoy_hash() -> str:
     return generate_password_hash(secrets.token_hex(16))
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
+def authenticate(session: DbSession, email: str, password: str) -> User | None:
     """Return the active user whose email and password match, or None."""
     user = find_user_by_email(session, email)
     if user is None or not user.active or not user.password_hash:
@@ -101,7 +102,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_api_token(session: Session, user: User) -> str:
+def issue_api_token(session: DbSession, user: User) -> str:
     """Create an API token for `user` and return it; only its SHA-256 is stored."""
     token = secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
@@ -109,7 +110,7 @@ def issue_api_token(session: Session, user: User) -> str:
     return token
 
 
-def user_for_api_token(session: Session, token: str, *, now: datetime | None = None) -> User | None:
+def user_for_api_token(session: DbSession, token: str, *, now: datetime | None = None) -> User | None:
     """Return the active user a bearer token belongs to, noting when the token was last used."""
     if not token:
         return None

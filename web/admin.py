@@ -8,9 +8,8 @@ from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from extensions import db
+from extensions import DbSession, db
 from integrations.base import SourceError
 from integrations.salesforce import check_connection
 from integrations.salesforce_settings import SalesforceSettings
@@ -25,7 +24,7 @@ ERRORS_SHOWN = 3
 RUN_BADGES = {"succeeded": "active", "partial": "persisting", "failed": "new", "running": "draft"}
 
 
-def recent_sync_runs(session: Session, limit: int = RECENT_RUNS) -> list[SyncRun]:
+def recent_sync_runs(session: DbSession, limit: int = RECENT_RUNS) -> list[SyncRun]:
     """Return the latest sync runs of every source, newest first."""
     return list(
         session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit))

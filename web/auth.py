@@ -27,21 +27,17 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import InputRequired, Length
 
-from extensions import db, login_manager
+from extensions import DbSession, db, login_manager
 from planning.accounts import is_valid_id
 from planning.models import Role, User
 from planning.users import authenticate, user_for_api_token
 
 # Older callers import these from here; they live in planning.users (explicit re-exports).
-from planning.users import hash_token as hash_token
-from planning.users import issue_api_token as issue_api_token
-from planning.users import set_password as set_password
 
 bp = Blueprint("auth", __name__)
 
@@ -88,7 +84,7 @@ class SignInGroup:
     more: int
 
 
-def demo_sign_in_groups(session: Session) -> list[SignInGroup]:
+def demo_sign_in_groups(session: DbSession) -> list[SignInGroup]:
     """Return the active users grouped as VP, managers, reps and admins, for one-click demo sign-in."""
     users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.name, User.id))
     groups: dict[str, list[User]] = {"VP": [], "Managers": [], "Reps": [], "Admins": []}

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from extensions import db
 from planning.access import sees_everything
+from planning.accounts import is_valid_id
 from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
 from planning.findings import (
     count_by_status,
@@ -24,7 +25,6 @@ from planning.review import RULES, run_review_from_config
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
-LARGEST_ID = 2**31 - 1
 RECENT_REVIEWS = 12
 
 
@@ -49,7 +49,7 @@ def latest() -> ResponseReturnValue:
 @login_required
 def review(review_id: int) -> ResponseReturnValue:
     """Show one review."""
-    found = get_review(db.session, review_id) if review_id <= LARGEST_ID else None
+    found = get_review(db.session, review_id) if is_valid_id(review_id) else None
     if found is None:
         abort(404)
     return _render(found)

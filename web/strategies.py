@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
-from sqlalchemy.orm import Session
 
-from extensions import db
+from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
 from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
@@ -63,7 +62,7 @@ LINK_PER_PAGE = 50
 _Found = TypeVar("_Found")
 
 
-def _viewable_or_abort(lookup: Callable[[Session, User, int], _Found], key: int) -> _Found:
+def _viewable_or_abort(lookup: Callable[[DbSession, User, int], _Found], key: int) -> _Found:
     """Return what `lookup` finds for the signed-in user, or answer 404 (no such record) or 403."""
     try:
         return lookup(db.session, signed_in_user(), key)

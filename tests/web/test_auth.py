@@ -13,8 +13,9 @@ from sqlalchemy import select
 from app import create_app
 from extensions import db as _db
 from planning.models import ApiToken
+from planning.users import hash_token, issue_api_token, set_password
 from tests.factories import utc
-from web.auth import hash_token, installed_nav, issue_api_token, safe_next, set_password, user_for_api_token
+from web.auth import installed_nav, safe_next, user_for_api_token
 
 PASSWORD = "correct horse battery"
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from planning.models import Role, Strategy, User
 from planning.strategies import create_strategy
+from planning.users import issue_api_token
 from tests.factories import make_account, make_activity, make_user
-from web.auth import issue_api_token
 
 ROLES = ("anonymous", "rep", "other_rep", "manager", "other_manager", "admin")
 NOW = datetime.now(UTC)

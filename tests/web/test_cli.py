@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy import select
 
 from planning.models import ApiToken, Role, User
-from web.auth import hash_token, user_for_api_token
+from planning.users import hash_token
+from web.auth import user_for_api_token
 
 
 @pytest.fixture

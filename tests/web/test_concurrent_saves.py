@@ -12,9 +12,9 @@ from sqlalchemy.pool import NullPool
 
 from planning.models import Role, Strategy, StrategyRevision, User
 from planning.strategies import StaleVersion, create_strategy, update_strategy
+from planning.users import issue_api_token
 from tests.conftest import skip_or_fail
 from tests.factories import make_account, make_user
-from web.auth import issue_api_token
 
 WRITERS = 20
 

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from planning.review import run_review
+from planning.users import issue_api_token
 from tests.factories import link, make_activity, make_opportunity, make_strategy, utc
-from web.auth import issue_api_token
 
 
 @pytest.fixture

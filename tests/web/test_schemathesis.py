@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from planning.links import link_activities
 from planning.models import Role
 from planning.strategies import create_strategy
+from planning.users import issue_api_token
 from tests.factories import make_account, make_activity, make_opportunity, make_user, utc
-from web.auth import issue_api_token
 
 MIN_REQUESTS = 1000
 EXAMPLES_PER_RUN = 40

@@ -107,7 +107,7 @@ def init_app(app: Flask) -> None:
     app.config["VALIDATION_ERROR_SCHEMA"] = VALIDATION_ERROR_SCHEMA
 
     @app.error_processor  # type: ignore[attr-defined]
-    def api_error(error: HTTPError) -> tuple[dict[str, Any], int, dict[str, str]]:
+    def api_error(error: HTTPError) -> tuple[dict[str, Any], int, Any]:
         code = (error.extra_data or {}).get("code") if isinstance(error.extra_data, dict) else None
         detail = error.detail if error.detail else None
         return (

@@ -19,6 +19,7 @@ from marshmallow import EXCLUDE
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
+from planning.accounts import is_valid_id
 from planning.findings import get_review, latest_review, visible_findings
 from planning.models import Review, Role, User
 from planning.review import (
@@ -34,7 +35,6 @@ from planning.review import (
 )
 from web.api import abort_api, bp
 
-LARGEST_ID = 2**31 - 1
 RESPONSES = {401: "Not signed in", 404: "No such review"}
 
 
@@ -157,7 +157,7 @@ def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(summary="One review", tags=["Reviews"], responses=RESPONSES)
 def get_one_review(review_id: int, query: dict[str, Any]) -> dict[str, Any]:
     """Return one review with the findings you may see."""
-    review = get_review(db.session, review_id) if review_id <= LARGEST_ID else None
+    review = get_review(db.session, review_id) if is_valid_id(review_id) else None
     if review is None:
         abort_api(404, f"No review {review_id}.")
     return _shown(review, query.get("rule"))
