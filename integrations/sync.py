@@ -1,7 +1,7 @@
 """The sync engine: batches of normalized records -> upserts, cursors and a sync run.
 
 `run_sync(session, source)` pulls every stream of a source in order, writes each batch with one dialect
-upsert (`INSERT ... ON CONFLICT DO UPDATE`, executed with a list of dicts), records counts and errors on a
+upsert (`INSERT ... ON CONFLICT DO UPDATE`, compiled once, executemany), records counts and errors on a
 `SyncRun`, and stores each stream's cursor in the same transaction as the batch that carried it, so a
 cursor never gets ahead of the rows it stands for. A record that fails validation or names an unknown
 parent is reported on the run and skipped; the rest of its batch lands.
