@@ -793,7 +793,7 @@ class BulkStatement:
     and converts every value through its type in Python, which costs a big sync more than the database
     does. Here each row becomes a tuple (or a dict, for drivers with named parameters) in one pass, and
     only the columns whose type converts values on this database (dates on SQLite, say) run a
-    converter. The rows must all carry the same keys as `columns`.
+    converter. The rows must all carry the same keys as `columns`; their values are converted in place.
     """
 
     def __init__(self, statement: Any, table: Any, columns: Iterable[str], dialect: Any) -> None:
