@@ -10,6 +10,7 @@ parent is reported on the run and skipped; the rest of its batch lands.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -902,14 +903,20 @@ def upsert_statement(dialect: str, table: Any, *, rows: tuple[list[str], Any] | 
 def stored_rows(dialect: str, table: Any, source: str, external_ids: Sequence[str], *columns: Any) -> Any:
     """Select `(external_id, *columns)` of the source's rows whose CRM id is among `external_ids`.
 
+    The ids travel as one parameter (a JSON array on SQLite, an array on PostgreSQL), so the statement
+    text stays the same whatever their number: it is compiled and prepared once, not once per batch
+    with thousands of placeholders.
+
     On PostgreSQL each id is looked up through a LATERAL subquery on the unique (source, external_id)
     index. A plain `source = :s AND external_id IN (...)` lets the planner, while a freshly loaded
     table has no statistics yet, scan every row of the source and filter: quadratic over a big
     initial sync. An equality on every column of a unique index is planned as one index probe per id.
     """
     if dialect != "postgresql":
+        listed = func.json_each(bindparam(None, json.dumps(list(external_ids)), type_=String))
+        wanted_ids = select(listed.table_valued("value").c.value)
         return select(table.c.external_id, *columns).where(
-            table.c.source == source, table.c.external_id.in_(external_ids)
+            table.c.source == source, table.c.external_id.in_(wanted_ids)
         )
     wanted = (
         func.unnest(bindparam(None, list(external_ids), type_=postgresql.ARRAY(String)))
