@@ -838,13 +838,16 @@ class StagedUpsert(BulkStatement):
 
     Executing an upsert once per row costs PostgreSQL a round of bind and execute for each; COPY streams
     the batch in one go and the server then upserts it as one statement, with the same ON CONFLICT rule.
-    The staging table lives in the connection's session and is emptied after each batch (and at commit).
+    The staging table lives as long as the database connection and is emptied after each batch (and at
+    every commit).
     """
 
     def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
         super().__init__(None, table, columns, dialect)
         quote = dialect.identifier_preparer.quote
-        stage_name = f"stratlink_stage_{table.name}"
+        # One staging table per column list: a connection outlives this object and may meet another.
+        digest = hashlib.blake2b(",".join(self.names).encode(), digest_size=4).hexdigest()
+        stage_name = f"stratlink_stage_{table.name}_{digest}"
         stage = sa_table(stage_name, *(sa_column(name) for name in self.names))
         # Only our own table and column names, quoted, go into these two statements: no outside input.
         listed = ", ".join(quote(name) for name in self.names)

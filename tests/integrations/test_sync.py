@@ -634,3 +634,18 @@ def test_a_bulk_statement_refuses_rows_with_other_columns(db):
     with pytest.raises(ValueError, match="same columns"):
         bulk.execute(db, [{"source": "crm", "external_id": "A1", "name": "Acme", "deleted": False}])
     assert db.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def test_bulk_upserts_of_one_table_with_other_columns_do_not_share_rows(db):
+    table = Account.__table__
+    dialect = db.get_bind().dialect
+    short = bulk_upsert(dialect, table, ["source", "external_id", "name", "deleted", "synced_at"])
+    long = bulk_upsert(dialect, table, ["source", "external_id", "name", "deleted", "synced_at", "industry"])
+    base = {"source": "crm", "deleted": False, "synced_at": utc(2026, 11, 1, 9)}
+    short.execute(db, [{**base, "external_id": "A1", "name": "Acme"}])
+    long.execute(db, [{**base, "external_id": "A2", "name": "Globex", "industry": "Retail"}])
+    db.commit()
+    stored = {
+        account.external_id: (account.name, account.industry) for account in db.scalars(select(Account))
+    }
+    assert stored == {"A1": ("Acme", None), "A2": ("Globex", "Retail")}
