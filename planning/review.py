@@ -287,13 +287,14 @@ def _insert_tactics(
         Strategy.account_id == Activity.account_id,
         Strategy.status.in_(COVERING_STATUSES),
     )
-    contracts = func.sum(case((Activity.kind == ActivityKind.CONTRACT, 1), else_=0))
+    # count(*) FILTER (WHERE ...): standard SQL, on SQLite and PostgreSQL a little cheaper than SUM(CASE).
+    contracts = func.count().filter(Activity.kind == ActivityKind.CONTRACT)
     uncovered = (
         select(
             Activity.account_id.label("account_id"),
             func.count().label("total"),
             func.min(Activity.occurred_at).label("oldest"),
-            *(func.sum(case((Activity.kind == kind, 1), else_=0)).label(kind.value) for kind in ActivityKind),
+            *(func.count().filter(Activity.kind == kind).label(kind.value) for kind in ActivityKind),
         )
         .outerjoin(Link, Link.activity_id == Activity.id)
         .outerjoin(Strategy, covering)
