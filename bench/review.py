@@ -328,11 +328,14 @@ class StatementClock:
 
 
 def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
+    """Return the shortest time of `repeat` runs, with what that run returned."""
     best, result = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - started)
+        outcome = work()
+        seconds = time.perf_counter() - started
+        if seconds < best:
+            best, result = seconds, outcome
     return best, result
 
 
