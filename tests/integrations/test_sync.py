@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select
 
 from integrations.base import (
     AccountRecord,
@@ -649,3 +649,80 @@ def test_bulk_upserts_of_one_table_with_other_columns_do_not_share_rows(db):
         account.external_id: (account.name, account.industry) for account in db.scalars(select(Account))
     }
     assert stored == {"A1": ("Acme", None), "A2": ("Globex", "Retail")}
+
+
+def _secondary_activity_indexes(db) -> set[str]:
+    """The non-unique indexes on activities the database has now (a fresh inspector: no cache)."""
+    return {
+        index["name"] for index in inspect(db.connection()).get_indexes("activities") if not index["unique"]
+    }
+
+
+DECLARED_ACTIVITY_INDEXES = {index.name for index in Activity.__table__.indexes if not index.unique}
+
+
+class IndexProbingSource(MemorySource):
+    """Notes which activity indexes exist each time the engine asks for the next activities batch."""
+
+    def __init__(self, db, **streams):
+        super().__init__(**streams)
+        self.db = db
+        self.seen: list[set[str]] = []
+
+    def read(self, stream, cursor, *, full):
+        for batch in super().read(stream, cursor, full=full):
+            if stream == "activities":
+                self.seen.append(_secondary_activity_indexes(self.db))
+            yield batch
+
+
+def test_a_first_load_of_activities_builds_their_indexes_after_the_rows(db):
+    assert len(DECLARED_ACTIVITY_INDEXES) >= 2
+    source = IndexProbingSource(
+        db, users=[[VP, MANAGER, REP]], accounts=[[ACME, GLOBEX]], activities=[[call("T1")], [call("T2")]]
+    )
+    run = run_sync(db, source)
+    assert run.status == "succeeded" and run.inserted == 7
+    assert source.seen == [set(), set()]  # loaded without them...
+    assert _secondary_activity_indexes(db) == DECLARED_ACTIVITY_INDEXES  # ...and built afterwards
+
+
+def test_a_first_load_that_fails_still_gets_its_indexes_back(db):
+    source = IndexProbingSource(
+        db,
+        users=[[VP, MANAGER, REP]],
+        accounts=[[ACME]],
+        activities=[[call("T1")], SourceRateLimited("slow down"), [call("T2")]],
+    )
+    run = run_sync(db, source)
+    assert run.status == "failed"
+    assert source.seen == [set()]
+    assert db.scalars(select(Activity.external_id)).all() == ["T1"]  # the committed batch stays
+    assert _secondary_activity_indexes(db) == DECLARED_ACTIVITY_INDEXES
+
+
+def test_later_syncs_keep_the_indexes_and_a_sync_restores_any_a_kill_left_missing(db):
+    run_sync(db, org(activities=[call("T1")]))
+    dropped: list[str] = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("DROP INDEX"):
+            dropped.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        source = IndexProbingSource(db, activities=[[call("T2")]])
+        assert run_sync(db, source).status == "succeeded"
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert dropped == []
+    assert source.seen == [DECLARED_ACTIVITY_INDEXES]
+
+    # A first load killed mid-way (no `finally` ran) leaves an index missing; the next run rebuilds it.
+    victim = next(index for index in Activity.__table__.indexes if not index.unique)
+    victim.drop(db.connection())
+    db.commit()
+    assert victim.name not in _secondary_activity_indexes(db)
+    assert run_sync(db, org()).status == "succeeded"
+    assert _secondary_activity_indexes(db) == DECLARED_ACTIVITY_INDEXES
