@@ -287,10 +287,16 @@ class _Engine:
         self.session.commit()
         try:
             yield
-        finally:
-            # What was not committed is dropped either way (see `fail`); the indexes must come back.
+        except BaseException:
+            # What was not committed is dropped either way (see `fail`); the indexes must come back, and
+            # if even that fails, the error that stopped the load is the one to report.
             self.session.rollback()
-            restore_indexes(self.session, table)
+            try:
+                restore_indexes(self.session, table)
+            except Exception:
+                logger.exception("could not rebuild the activity indexes; the next sync will")
+            raise
+        restore_indexes(self.session, table)
 
     def succeed(self) -> None:
         self._finish("partial" if self.tally.failed else "succeeded", self._notes())
