@@ -236,7 +236,7 @@ class _Engine:
         self.cursors: dict[str, str | None] = {}
         self.now = datetime.now(UTC)
         self.dialect = dialect
-        self._upserts: dict[str, Any] = {}
+        self._upserts: dict[str, _BulkRows] = {}
         # Emails of users whose latest record left the role to us: they become managers if they manage.
         self._users_without_role: set[str] = set()
         # CRM ids of the users read in this run: only their records may clear a manager or report errors.
@@ -520,7 +520,7 @@ class _Engine:
         if writes:
             self._upsert(table, writes[0].keys()).execute(self.session, writes)
 
-    def _upsert(self, table: Any, columns: Iterable[str]) -> BulkStatement:
+    def _upsert(self, table: Any, columns: Iterable[str]) -> _BulkRows:
         """Build (once per table) the dialect upsert that never lets an older version overwrite a newer."""
         statement = self._upserts.get(table.name)
         if statement is None:
@@ -824,30 +824,23 @@ def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
     }
 
 
-class BulkStatement:
-    """A statement over one table, compiled once, executed with many rows straight through the driver.
+class _BulkRows:
+    """Rows written many at a time to one table: their columns, and the values' conversions.
 
-    `session.execute(statement, rows)` compiles nothing twice but still builds a parameter dict per row
-    and converts every value through its type in Python, which costs a big sync more than the database
-    does. Here each row becomes a tuple (or a dict, for drivers with named parameters) in one pass, and
-    only the columns whose type converts values on this database (dates on SQLite, say) run a
-    converter. The rows must all carry the same keys as `columns`; their values are converted in place.
+    `session.execute(statement, rows)` builds a parameter dict per row and converts every value through
+    its type in Python, which costs a big sync more than the database does. The writers below convert
+    only the columns whose type needs it on this database (dates on SQLite, say), in one pass. The rows
+    must all carry the same keys as `columns`; their values are converted in place.
     """
 
-    def __init__(self, statement: Any, table: Any, columns: Iterable[str], dialect: Any) -> None:
-        names = list(columns)
-        self.columns = frozenset(names)
-        self.names = names
+    def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
+        self.names = list(columns)
+        self.columns = frozenset(self.names)
         self.converted = [
             (name, converter)
-            for name in names
+            for name in self.names
             if (converter := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
-        if statement is not None:
-            compiled = statement.compile(dialect=dialect, column_keys=names)
-            self.sql = str(compiled)
-            self.positional = bool(compiled.positional)
-            self.order = list(compiled.positiontup) if compiled.positional else names
 
     def _prepare(self, rows: Sequence[dict[str, Any]]) -> None:
         if any(row.keys() != self.columns for row in rows):
@@ -857,6 +850,20 @@ class BulkStatement:
                 value = row[name]
                 if value is not None:
                     row[name] = converter(value)
+
+    def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class BulkStatement(_BulkRows):
+    """A statement compiled once and executed with many rows through the driver's executemany."""
+
+    def __init__(self, statement: Any, table: Any, columns: Iterable[str], dialect: Any) -> None:
+        super().__init__(table, columns, dialect)
+        compiled = statement.compile(dialect=dialect, column_keys=self.names)
+        self.sql = str(compiled)
+        self.positional = bool(compiled.positional)
+        self.order = list(compiled.positiontup) if compiled.positional else self.names
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Execute the statement once per row (the driver's executemany), all in the session's transaction."""
@@ -869,7 +876,7 @@ class BulkStatement:
         session.connection().exec_driver_sql(self.sql, parameters)
 
 
-class StagedUpsert(BulkStatement):
+class StagedUpsert(_BulkRows):
     """The upsert on PostgreSQL: COPY the rows into a temporary table, then one INSERT ... SELECT.
 
     Executing an upsert once per row costs PostgreSQL a round of bind and execute for each; COPY streams
@@ -879,7 +886,7 @@ class StagedUpsert(BulkStatement):
     """
 
     def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
-        super().__init__(None, table, columns, dialect)
+        super().__init__(table, columns, dialect)
         quote = dialect.identifier_preparer.quote
         # One staging table per column list: a connection outlives this object and may meet another.
         digest = hashlib.blake2b(",".join(self.names).encode(), digest_size=4).hexdigest()
@@ -910,7 +917,7 @@ class StagedUpsert(BulkStatement):
         connection.exec_driver_sql(self.empty_sql)
 
 
-def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str]) -> BulkStatement:
+def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str]) -> _BulkRows:
     """Return the fastest way this database has to run `upsert_statement` over many rows."""
     if dialect.name == "postgresql":
         return StagedUpsert(table, columns, dialect)
