@@ -249,8 +249,9 @@ class Activity(SyncedMixin, db.Model):  # type: ignore[name-defined,misc]
         UniqueConstraint("source", "external_id", name="uq_activities_source"),
         # The review and the timelines read activities by account and time; the review's window scan by
         # time alone. Every index costs each synced row a b-tree insert, so none is kept for a read
-        # that no query makes (0004 dropped one on owner and time).
-        Index("ix_activities_account_time", "account_id", "occurred_at"),
+        # that no query makes (0004 dropped one on owner and time). `deleted` rides along so that the
+        # stale-strategy probe answers from the index without reading the rows (0005).
+        Index("ix_activities_account_time", "account_id", "occurred_at", "deleted"),
         Index("ix_activities_time", "occurred_at"),
     )
 
