@@ -27,6 +27,8 @@ from integrations.salesforce_settings import SalesforceSettings
 from integrations.salesforce_streams import STREAM_OBJECTS, Row, SObjectStream, build_soql
 
 Clock = Callable[[], datetime]
+# Salesforce answers a query with pages of up to 2,000 rows: the paging thread hands them over whole.
+PAGE_ROWS = 2000
 
 
 # Cursors --------------------------------------------------------------------------------------------
@@ -188,8 +190,8 @@ class SalesforceSource:
             yield from self._read_bulk(stream, spec, positions)
             return
         batches = self._query_batches(stream, spec, positions, start)
-        # Paging, parsing and mapping run a couple of batches ahead in a background thread, while the
-        # engine writes: most of a write is spent inside the database driver, which releases the GIL.
+        # Mapping runs a couple of batches ahead in a background thread (and paging in another), while
+        # the engine writes: most of a write is spent inside the database driver, which releases the GIL.
         yield from prefetched(batches, chunk=1, depth=2) if self._prefetch else batches
 
     def _query_batches(
@@ -202,7 +204,11 @@ class SalesforceSource:
             record_types=self.settings.account_record_types,
         )
         client = self.connection.client
-        pages = client.query_all_iter(soql, include_deleted=spec.deletable)
+        pages: Iterable[Row] = client.query_all_iter(soql, include_deleted=spec.deletable)
+        if self._prefetch:
+            # One more thread asks for the next page as soon as the last one is parsed, so Salesforce
+            # prepares it while this one is being mapped.
+            pages = prefetched(pages, chunk=PAGE_ROWS, depth=2)
         rows = skip_committed(pages, start, spec.cursor_field)
         base_url = self.connection.instance_url + "/"
         empty = True
