@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -208,6 +209,7 @@ class DriverClock:
         self.engine = engine
         self.statements = 0.0
         self.commits = 0.0
+        self.by_kind: Counter[str] = Counter()  # seconds by the statement's first words
         self._started = 0.0
         self._do_commit = engine.dialect.do_commit
 
@@ -233,8 +235,10 @@ class DriverClock:
     def _start(self, *_: object) -> None:
         self._started = time.perf_counter()
 
-    def _stop(self, *_: object) -> None:
-        self.statements += time.perf_counter() - self._started
+    def _stop(self, _connection: Any, _cursor: Any, statement: str, *_: object) -> None:
+        seconds = time.perf_counter() - self._started
+        self.statements += seconds
+        self.by_kind[" ".join(statement.split()[:4])] += seconds
 
     def _timed_commit(self, dbapi_connection: Any) -> None:
         started = time.perf_counter()
@@ -348,6 +352,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 + (" (COPY streaming counted in the rest)" if database_url.startswith("postgresql") else ""),
                 flush=True,
             )
+            for kind, kind_seconds in driver.by_kind.most_common(6):
+                print(f"    {kind_seconds:6.1f} s  {kind} ...", flush=True)
             if full.status != "succeeded":
                 print(f"  message: {full.message}", flush=True)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import String, bindparam, delete, func, or_, select, true
@@ -835,21 +836,34 @@ class _BulkRows:
 
     def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
         self.names = list(columns)
-        self.columns = frozenset(self.names)
+        self.values = _tuple_getter(self.names)  # a row's values in column order
         self.converted = [
             (name, converter)
             for name in self.names
             if (converter := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
 
-    def _prepare(self, rows: Sequence[dict[str, Any]]) -> None:
-        if any(row.keys() != self.columns for row in rows):
-            raise ValueError("every row of a bulk statement must carry the same columns")
-        for name, converter in self.converted:
-            for row in rows:
-                value = row[name]
-                if value is not None:
-                    row[name] = converter(value)
+    def _parameters(
+        self, rows: Sequence[dict[str, Any]], values: Callable[[dict[str, Any]], tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Convert the rows' values in place and return each row's `values` (a tuple)."""
+        count = len(self.names)
+        try:
+            if any(len(row) != count for row in rows):
+                raise KeyError(count)
+            for name, converter in self.converted:
+                # A value shared by consecutive rows (the sync time, say) is converted once.
+                last: Any = None
+                converted: Any = None
+                for row in rows:
+                    value = row[name]
+                    if value is not None:
+                        if value is not last:
+                            last, converted = value, converter(value)
+                        row[name] = converted
+            return list(map(values, rows))
+        except KeyError:
+            raise ValueError("every row of a bulk statement must carry the same columns") from None
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         raise NotImplementedError
@@ -863,17 +877,17 @@ class BulkStatement(_BulkRows):
         compiled = statement.compile(dialect=dialect, column_keys=self.names)
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
-        self.order = list(compiled.positiontup) if compiled.positional else self.names
+        order = list(compiled.positiontup) if compiled.positional else self.names
+        self.ordered = _tuple_getter(order)  # a row's parameters in the statement's order
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Execute the statement once per row (the driver's executemany), all in the session's transaction."""
-        self._prepare(rows)
-        if self.positional:
-            order = self.order
-            parameters: list[Any] = [tuple([row[name] for name in order]) for row in rows]
-        else:
-            parameters = list(rows)
+        parameters: list[Any] = self._parameters(rows, self.ordered) if self.positional else self._named(rows)
         session.connection().exec_driver_sql(self.sql, parameters)
+
+    def _named(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        self._parameters(rows, self.values)
+        return list(rows)
 
 
 class StagedUpsert(_BulkRows):
@@ -905,16 +919,23 @@ class StagedUpsert(_BulkRows):
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert `rows` in the session's transaction."""
-        self._prepare(rows)
+        parameters = self._parameters(rows, self.values)
         connection = session.connection()
         connection.exec_driver_sql(self.create_sql)
         raw: Any = connection.connection.dbapi_connection
-        names = self.names
         with raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
-            for row in rows:
-                copy.write_row([row[name] for name in names])
+            for values in parameters:
+                copy.write_row(values)
         connection.exec_driver_sql(self.upsert_sql)
         connection.exec_driver_sql(self.empty_sql)
+
+
+def _tuple_getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Return a function giving a row's values for `names` as a tuple (one C call per row)."""
+    getter = itemgetter(*names)
+    if len(names) == 1:
+        return lambda row: (getter(row),)
+    return getter
 
 
 def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str]) -> _BulkRows:
