@@ -34,11 +34,9 @@ def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> It
         return False
 
     def produce() -> None:
-        source: Iterator[Item] | None = None
         try:
-            source = iter(items)
             pending: list[Item] = []
-            for item in source:
+            for item in items:
                 pending.append(item)
                 if len(pending) >= chunk:
                     if not hand_over((_ITEMS, pending)):
@@ -49,12 +47,8 @@ def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> It
             hand_over((_DONE, None))
         except BaseException as error:  # handed to the consumer, which raises it in its own thread
             hand_over((_FAILED, error))
-        finally:
-            # A consumer that stopped early leaves `items` half read: close it here, in the thread that
-            # iterates it, so that a prefetched iterable inside it stops its own thread too.
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+        # Once this thread and the consumer are both done, nothing refers to `items`: a generator is
+        # closed then, so a prefetched iterable inside it (paging inside mapping) stops its thread too.
 
     worker = threading.Thread(target=produce, name="salesforce-prefetch", daemon=True)
     worker.start()
