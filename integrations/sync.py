@@ -21,10 +21,11 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import String, bindparam, delete, func, or_, select, true
+from sqlalchemy import String, bindparam, delete, func, inspect, or_, select, true
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from extensions import DbSession
 from integrations.base import (
@@ -257,7 +258,7 @@ class _Engine:
         self.run.cursor_after = dict(stored)
         self.session.commit()
         # An earlier first load killed before it rebuilt the activity indexes leaves them missing.
-        restore_indexes(self.session, Activity.__table__)
+        restore_deferred(self.session, Activity.__table__)
         for stream in self.source.streams():
             handler = self._handler(stream)
             cursor = None if full else stored.get(stream)
@@ -273,31 +274,36 @@ class _Engine:
 
         A CRM hands over activities in no useful order for our indexes (by account, by time), so each
         row of a first full load would update several b-trees at random places: on a million rows that
-        is most of the sync. Building them after the load sorts each once. Only when the table holds no
-        activity at all, so no reader loses an index it had; the indexes come back when the stream ends,
-        fails or is interrupted, and at the start of the next run after a kill.
+        is most of the sync. Building them after the load sorts each once. On PostgreSQL the foreign
+        keys wait too: checked row by row they cost as much as the inserts themselves, while adding them
+        back checks every row in one join. Only when the table holds no activity at all, so no reader
+        loses an index it had; indexes and keys come back when the stream ends, fails or is
+        interrupted, and at the start of the next run after a kill. The engine resolves every reference
+        before it writes a row, so the keys find nothing to refuse.
         """
         table = Activity.__table__
         if stream != "activities" or self.session.scalar(select(Activity.id).limit(1)) is not None:
             yield
             return
-        deferred = [index for index in table.indexes if not index.unique]
         connection = self.session.connection()
-        for index in deferred:
-            index.drop(connection, checkfirst=True)
+        for index in table.indexes:
+            if not index.unique:
+                index.drop(connection, checkfirst=True)
+        for constraint in _present_foreign_keys(connection, table):
+            connection.execute(DropConstraint(constraint))
         self.session.commit()
         try:
             yield
         except BaseException:
-            # What was not committed is dropped either way (see `fail`); the indexes must come back, and
-            # if even that fails, the error that stopped the load is the one to report.
+            # What was not committed is dropped either way (see `fail`); indexes and keys must come back,
+            # and if even that fails, the error that stopped the load is the one to report.
             self.session.rollback()
             try:
-                restore_indexes(self.session, table)
+                restore_deferred(self.session, table)
             except Exception:
-                logger.exception("could not rebuild the activity indexes; the next sync will")
+                logger.exception("could not rebuild the activity indexes and keys; the next sync will")
             raise
-        restore_indexes(self.session, table)
+        restore_deferred(self.session, table)
 
     def succeed(self) -> None:
         self._finish("partial" if self.tally.failed else "succeeded", self._notes())
@@ -945,12 +951,35 @@ def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str]) -> _BulkRows:
     return BulkStatement(upsert_statement(dialect.name, table), table, columns, dialect)
 
 
-def restore_indexes(session: DbSession, table: Any) -> None:
-    """Create the table's declared indexes that are missing from the database, and commit."""
+def restore_deferred(session: DbSession, table: Any) -> None:
+    """Create the table's declared indexes, and on PostgreSQL its foreign keys, missing from the database.
+
+    Commits. Adding a foreign key back checks all rows at once.
+    """
     connection = session.connection()
     for index in table.indexes:
         index.create(connection, checkfirst=True)
+    present = {constraint.name for constraint in _present_foreign_keys(connection, table)}
+    if connection.dialect.name == "postgresql":
+        for constraint in table.foreign_key_constraints:
+            if constraint.name not in present:
+                connection.execute(AddConstraint(constraint))
     session.commit()
+
+
+def _present_foreign_keys(connection: Any, table: Any) -> list[Any]:
+    """The table's declared foreign keys the database has, where they can be dropped and added back.
+
+    Only PostgreSQL: SQLite keeps foreign keys inside the table's definition (and does not enforce
+    them unless asked).
+    """
+    if connection.dialect.name != "postgresql":
+        return []
+    names = {key["name"] for key in inspect(connection).get_foreign_keys(table.name)}
+    return sorted(
+        (constraint for constraint in table.foreign_key_constraints if constraint.name in names),
+        key=lambda constraint: str(constraint.name),
+    )
 
 
 def upsert_statement(dialect: str, table: Any, *, rows: tuple[list[str], Any] | None = None) -> Any:
