@@ -51,6 +51,7 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SALESFORCE_PASSWORD": os.environ.get("SALESFORCE_PASSWORD", ""),
         "SALESFORCE_SECURITY_TOKEN": os.environ.get("SALESFORCE_SECURITY_TOKEN", ""),
         "SALESFORCE_DOMAIN": os.environ.get("SALESFORCE_DOMAIN", "login"),
+        "SALESFORCE_LOGIN_URL": os.environ.get("SALESFORCE_LOGIN_URL", ""),
         "SALESFORCE_CLIENT_ID": os.environ.get("SALESFORCE_CLIENT_ID", ""),
         "SALESFORCE_CLIENT_SECRET": os.environ.get("SALESFORCE_CLIENT_SECRET", ""),
         "SALESFORCE_REFRESH_TOKEN": os.environ.get("SALESFORCE_REFRESH_TOKEN", ""),

@@ -104,19 +104,29 @@ def error_code(response: requests.Response) -> str | None:
 
 def _retryable(response: requests.Response) -> bool:
     status = response.status_code
+    if status == 500 and _is_soap_fault(response):
+        # The SOAP API answers every fault with 500, a refused login() among them: trying the same
+        # password again only brings the user closer to being locked out.
+        return False
     if status >= 500 or status == 429:
         return True
     return status == 403 and error_code(response) == RATE_LIMIT_CODE
 
 
+def _is_soap_fault(response: requests.Response) -> bool:
+    return "xml" in response.headers.get("Content-Type", "") and b":Fault>" in response.content
+
+
 class SalesforceTransport(HTTPAdapter):
     """Send requests with bounded retries, one token refresh, usage tracking, and loopback http."""
 
-    def __init__(self, policy: RetryPolicy, state: TransportState, *, plain_http: bool = False) -> None:
+    def __init__(self, policy: RetryPolicy, state: TransportState, *, origin: str | None = None) -> None:
         super().__init__()
         self.policy = policy
         self.state = state
-        self.plain_http = plain_http
+        # Where requests really go (`http://127.0.0.1:8000`), whatever scheme and host they were written
+        # with: simple-salesforce always writes https, and signs in at https://<domain>.salesforce.com.
+        self.origin = origin
 
     def send(  # type: ignore[override]
         self,
@@ -127,9 +137,9 @@ class SalesforceTransport(HTTPAdapter):
         cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
-        if self.plain_http and request.url and request.url.startswith("https://"):
-            # simple-salesforce always writes https; this adapter is mounted for one loopback host only.
-            request.url = "http://" + request.url[len("https://") :]
+        if self.origin is not None and request.url:
+            parts = urlsplit(request.url)
+            request.url = self.origin + request.url[len(f"{parts.scheme}://{parts.netloc}") :]
         timeout = timeout if timeout is not None else self.policy.timeout_seconds
         self.state.apply_token(request)
         attempt = 0
@@ -186,19 +196,31 @@ class SalesforceConnection:
     instance_url: str
 
 
-def _session(settings: SalesforceSettings, state: TransportState, urls: list[str]) -> requests.Session:
+def _session(settings: SalesforceSettings, state: TransportState, instance_url: str) -> requests.Session:
     policy = RetryPolicy(settings.max_retries, settings.backoff_seconds, settings.timeout_seconds)
     session = requests.Session()
     session.mount("https://", SalesforceTransport(policy, state))
     session.mount("http://", _RefusePlainHttp())
-    for url in urls:
+    for url in (instance_url, settings.token_url, settings.login_url):
         parts = urlsplit(url)
         if parts.scheme == "http" and is_loopback(parts.hostname or ""):
-            location = netloc(parts.hostname or "", parts.port)
-            loopback = SalesforceTransport(policy, state, plain_http=True)
-            session.mount(f"https://{location}/", loopback)
-            session.mount(f"http://{location}/", loopback)
+            _mount_loopback(session, policy, state, netloc(parts.hostname or "", parts.port))
+    login = urlsplit(settings.login_url)
+    login_origin = f"{login.scheme}://{netloc(login.hostname or '', login.port)}"
+    if settings.auth_mode == "password" and login_origin != settings.domain_url:
+        # The sign-in goes where SALESFORCE_LOGIN_URL says (checked like every URL: https, or http to
+        # this machine), not to the https://<domain>.salesforce.com simple-salesforce writes.
+        session.mount(settings.domain_url + "/", SalesforceTransport(policy, state, origin=login_origin))
     return session
+
+
+def _mount_loopback(
+    session: requests.Session, policy: RetryPolicy, state: TransportState, location: str
+) -> None:
+    """Send the requests written for `location` (https or http) as plain http to it: a local stand-in."""
+    loopback = SalesforceTransport(policy, state, origin=f"http://{location}")
+    session.mount(f"https://{location}/", loopback)
+    session.mount(f"http://{location}/", loopback)
 
 
 class _Refresher:
@@ -252,7 +274,7 @@ def connect(
 ) -> SalesforceConnection:
     """Sign in with the configured credentials and return a ready client."""
     state = TransportState(token=settings.access_token, sleep=sleep, on_usage=on_usage)
-    session = _session(settings, state, [settings.instance_url, settings.token_url])
+    session = _session(settings, state, settings.instance_url)
     refresher: _Refresher | None = None
     if settings.can_refresh:
         refresher = _Refresher(settings, state)
@@ -274,7 +296,7 @@ def connect(
                 domain=settings.domain,
                 **options,
             )
-            instance_url = f"https://{client.sf_instance}"
+            instance_url = _signed_in_instance(settings, session, state, client.sf_instance)
             state.token = client.session_id
         else:
             instance_url = settings.instance_url
@@ -284,7 +306,7 @@ def connect(
                 if not instance_url:
                     instance_url = refresher.instance_url.rstrip("/")
                     check_url("the instance_url from the token endpoint", instance_url)
-                    session = _session(settings, state, [instance_url, settings.token_url])
+                    session = _session(settings, state, instance_url)
                     options["session"] = session
                     refresher.session = session
             parts = urlsplit(instance_url)
@@ -299,6 +321,23 @@ def connect(
 
         refresher.on_token = adopt
     return SalesforceConnection(client=client, state=state, settings=settings, instance_url=instance_url)
+
+
+def _signed_in_instance(
+    settings: SalesforceSettings, session: requests.Session, state: TransportState, instance: str
+) -> str:
+    """Return the instance URL a username-password sign-in named (host[:port] from its serverUrl).
+
+    A stand-in signing in over http on this machine hands out an instance on this machine: that one is
+    reached over plain http too. Any other instance is https.
+    """
+    login = urlsplit(settings.login_url)
+    host = urlsplit(f"//{instance}").hostname or ""
+    if login.scheme == "http" and is_loopback(login.hostname or "") and is_loopback(host):
+        policy = RetryPolicy(settings.max_retries, settings.backoff_seconds, settings.timeout_seconds)
+        _mount_loopback(session, policy, state, instance)
+        return f"http://{instance}"
+    return f"https://{instance}"
 
 
 def _describe(error: SalesforceError) -> str:

@@ -58,6 +58,7 @@ class SalesforceSettings:
     password: str = field(default="", repr=False)
     security_token: str = field(default="", repr=False)
     domain: str = "login"
+    login_url: str = ""
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
@@ -81,10 +82,10 @@ class SalesforceSettings:
         """Read the SALESFORCE_* settings and (unless `check` is off) refuse unsafe or incomplete ones."""
         instance_url = setting(config, "SALESFORCE_INSTANCE_URL").rstrip("/")
         domain = setting(config, "SALESFORCE_DOMAIN", "login")
+        login_url = setting(config, "SALESFORCE_LOGIN_URL").rstrip("/") or f"https://{domain}.salesforce.com"
         token_url = setting(config, "SALESFORCE_TOKEN_URL")
         if not token_url:
-            base = instance_url or f"https://{domain}.salesforce.com"
-            token_url = base + "/services/oauth2/token"
+            token_url = (instance_url or login_url) + "/services/oauth2/token"
         record_types = tuple(
             item.strip()
             for item in setting(config, "SALESFORCE_ACCOUNT_RECORD_TYPES").split(",")
@@ -97,6 +98,7 @@ class SalesforceSettings:
             password=setting(config, "SALESFORCE_PASSWORD"),
             security_token=setting(config, "SALESFORCE_SECURITY_TOKEN"),
             domain=domain,
+            login_url=login_url,
             client_id=setting(config, "SALESFORCE_CLIENT_ID"),
             client_secret=setting(config, "SALESFORCE_CLIENT_SECRET"),
             refresh_token=setting(config, "SALESFORCE_REFRESH_TOKEN"),
@@ -150,12 +152,18 @@ class SalesforceSettings:
             )
         for name, url in (
             ("SALESFORCE_INSTANCE_URL", self.instance_url),
+            ("SALESFORCE_LOGIN_URL", self.login_url),
             ("SALESFORCE_TOKEN_URL", self.token_url),
         ):
             if url:
                 check_url(name, url)
         if self.max_retries < 0 or self.backoff_seconds < 0 or self.timeout_seconds <= 0:
             raise SalesforceConfigError("Salesforce retry and timeout settings must be positive")
+
+    @property
+    def domain_url(self) -> str:
+        """Where simple-salesforce sends a username-password sign-in: it builds this from the domain."""
+        return f"https://{self.domain}.salesforce.com"
 
     def public_instance_url(self) -> str:
         """The instance URL without credentials, query or fragment: safe to show."""

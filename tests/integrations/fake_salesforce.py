@@ -25,6 +25,8 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape as xml_escape
 
 # The standard fields the fake knows per object (custom fields can be added); anything else in a query
 # is an INVALID_FIELD error, as on a real org, which keeps the adapter's field lists honest.
@@ -535,6 +537,13 @@ ACCESS_TOKEN = "test-access-token"
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
 REFRESH_TOKEN = "test-refresh-token"
+USERNAME = "integration@acme.example"
+PASSWORD = "correct horse <&> battery"  # XML specials: the client must escape them
+SECURITY_TOKEN = "test-security-token"
+ORG_ID = "00D000000000001AAA"
+PARTNER_NS = "urn:partner.soap.sforce.com"
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
 RATE_LIMITED = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 UNAVAILABLE = [{"message": "Server temporarily unavailable.", "errorCode": "SERVER_UNAVAILABLE"}]
 EXPIRED = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
@@ -563,6 +572,8 @@ class FakeSalesforce:
         client_id: str = CLIENT_ID,
         client_secret: str = CLIENT_SECRET,
         refresh_token: str = REFRESH_TOKEN,
+        username: str = USERNAME,
+        password: str = PASSWORD + SECURITY_TOKEN,
         api_limit: int = 15000,
         host: str = "127.0.0.1",
         record_bodies: bool = True,
@@ -573,6 +584,8 @@ class FakeSalesforce:
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_tokens = {refresh_token}
+        # SOAP login() takes the password with the security token appended, as one string.
+        self.logins = {username: password}
         self.tokens = {access_token}
         self.api_limit = api_limit
         self.api_used = 0
@@ -660,6 +673,8 @@ class FakeSalesforce:
         path = request.path
         if path == "/services/oauth2/token" and request.method == "POST":
             return self._token(request)
+        if path.startswith("/services/Soap/u/") and request.method == "POST":
+            return self._soap_login(request, path[len("/services/Soap/u/") :])
         if not path.startswith("/services/data/v"):
             return self._error(404, "NOT_FOUND", "The requested resource does not exist")
         authorization = request.headers.get("authorization", "")
@@ -887,6 +902,46 @@ class FakeSalesforce:
                 "signature": base64.b64encode(issued.encode()).decode(),
             },
         )
+
+    # SOAP login() -----------------------------------------------------------------------------------
+
+    def _soap_login(self, request: RecordedRequest, version: str) -> tuple[int, dict[str, str], bytes]:
+        """Answer the partner API's login() as Salesforce does: loginResponse, or a LoginFault with 500."""
+        try:
+            # Only the tests' own client talks to this fake.
+            envelope = ElementTree.fromstring(request.body)  # noqa: S314
+        except ElementTree.ParseError:
+            return self._soap_fault("INVALID_LOGIN", INVALID_LOGIN)
+        login = envelope.find(f"{{{SOAP_NS}}}Body/{{{PARTNER_NS}}}login")
+        username = login.findtext(f"{{{PARTNER_NS}}}username") if login is not None else None
+        password = login.findtext(f"{{{PARTNER_NS}}}password") if login is not None else None
+        if username is None or self.logins.get(username) != password:
+            return self._soap_fault("INVALID_LOGIN", INVALID_LOGIN)
+        token = f"{ORG_ID}!session-{next(self._numbers)}"
+        self.tokens.add(token)
+        server_url = f"{self.url}/services/Soap/u/{version}/{ORG_ID}"
+        body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="{SOAP_NS}" xmlns="{PARTNER_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><loginResponse><result>
+<metadataServerUrl>{self.url}/services/Soap/m/{version}/{ORG_ID}</metadataServerUrl>
+<passwordExpired>false</passwordExpired><sandbox>false</sandbox>
+<serverUrl>{server_url}</serverUrl>
+<sessionId>{token}</sessionId>
+<userId>005000000000001AAA</userId>
+<userInfo><organizationId>{ORG_ID}</organizationId><userName>{xml_escape(username)}</userName></userInfo>
+</result></loginResponse></soapenv:Body></soapenv:Envelope>"""
+        return 200, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
+
+    def _soap_fault(self, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+        body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="{SOAP_NS}" xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><soapenv:Fault>
+<faultcode>sf:{code}</faultcode><faultstring>{code}: {xml_escape(message)}</faultstring>
+<detail><sf:LoginFault xsi:type="sf:LoginFault">
+<sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>{xml_escape(message)}</sf:exceptionMessage>
+</sf:LoginFault></detail>
+</soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+        return 500, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
 
     # Bulk API 2.0 ----------------------------------------------------------------------------------
 

@@ -15,9 +15,12 @@ from integrations.salesforce_settings import SalesforceConfigError, SalesforceSe
 from tests.integrations.fake_salesforce import (
     CLIENT_ID,
     CLIENT_SECRET,
+    PASSWORD,
     RATE_LIMITED,
     REFRESH_TOKEN,
+    SECURITY_TOKEN,
     UNAVAILABLE,
+    USERNAME,
     FakeSalesforce,
     salesforce_config,
     seed_org,
@@ -235,3 +238,68 @@ def test_an_unreachable_org_is_unavailable_after_the_retries() -> None:
     with pytest.raises(SourceUnavailable, match="unreachable"):
         list(source.read("accounts", None, full=False))
     assert sleeps == [1.0, 2.0]
+
+
+def password_login(fake: FakeSalesforce, **extra: Any) -> dict[str, Any]:
+    return {
+        "SALESFORCE_USERNAME": USERNAME,
+        "SALESFORCE_PASSWORD": PASSWORD,
+        "SALESFORCE_SECURITY_TOKEN": SECURITY_TOKEN,
+        "SALESFORCE_LOGIN_URL": fake.url,
+        "SALESFORCE_API_VERSION": "62.0",
+        "SALESFORCE_BULK_THRESHOLD": 0,
+        **extra,
+    }
+
+
+def test_username_password_and_security_token_sign_in_through_soap_login(fake: FakeSalesforce) -> None:
+    org = seed_org(fake, accounts=2)
+    source = SalesforceSource.from_config(password_login(fake), sleep=Sleeps())
+
+    accounts = [record for batch in source.read("accounts", None, full=False) for record in batch.records]
+
+    assert [account.external_id for account in accounts] == org.accounts
+    login, *queries = fake.requests
+    assert (login.method, login.path) == ("POST", "/services/Soap/u/62.0")
+    # The password goes with the token appended, XML-escaped (the fake parses the envelope).
+    assert b"correct horse &lt;&amp;&gt; battery" + SECURITY_TOKEN.encode() in login.body
+    session = queries[0].headers["authorization"].removeprefix("Bearer ")
+    assert session.startswith("00D") and session in fake.tokens
+    assert all(query.headers["authorization"] == f"Bearer {session}" for query in queries)
+    # The instance comes from the serverUrl login() answered with.
+    assert accounts[0].url == f"{fake.url}/{org.accounts[0]}"
+
+
+def test_a_refused_login_is_an_auth_error_with_salesforces_code_and_no_password(fake: FakeSalesforce) -> None:
+    sleeps = Sleeps()
+    config = password_login(fake, SALESFORCE_SECURITY_TOKEN="stale-token")
+    source = SalesforceSource.from_config(config, sleep=sleeps)
+
+    with pytest.raises(SourceAuthError, match="INVALID_LOGIN") as raised:
+        list(source.read("accounts", None, full=False))
+    assert PASSWORD not in str(raised.value) and "stale-token" not in str(raised.value)
+    # Salesforce sends every SOAP fault as a 500; a refused login is not tried again (lockout).
+    assert [request.path for request in fake.requests] == ["/services/Soap/u/62.0"]
+    assert sleeps == []
+
+
+def test_the_login_url_defaults_to_the_domain_and_refuses_plain_http_to_a_remote_host() -> None:
+    credentials = {"SALESFORCE_USERNAME": "u", "SALESFORCE_PASSWORD": "p", "SALESFORCE_SECURITY_TOKEN": "t"}
+    sandbox = SalesforceSettings.from_config({**credentials, "SALESFORCE_DOMAIN": "test"})
+    assert sandbox.login_url == sandbox.domain_url == "https://test.salesforce.com"
+
+    with pytest.raises(SalesforceConfigError, match="SALESFORCE_LOGIN_URL"):
+        SalesforceSettings.from_config({**credentials, "SALESFORCE_LOGIN_URL": "http://login.example.com"})
+
+
+def test_a_login_that_meets_a_passing_outage_is_tried_again(fake: FakeSalesforce) -> None:
+    org = seed_org(fake, accounts=1)
+    fake.fail(503, UNAVAILABLE, match=lambda request: request.path.startswith("/services/Soap/"))
+    sleeps = Sleeps()
+    source = SalesforceSource.from_config(password_login(fake), sleep=sleeps)
+
+    accounts = [record for batch in source.read("accounts", None, full=False) for record in batch.records]
+
+    assert [account.external_id for account in accounts] == org.accounts
+    assert [request.path for request in fake.requests[:2]] == ["/services/Soap/u/62.0"] * 2
+    assert sleeps == [1.0]
