@@ -196,8 +196,12 @@ class SalesforceConnection:
     instance_url: str
 
 
+def _policy(settings: SalesforceSettings) -> RetryPolicy:
+    return RetryPolicy(settings.max_retries, settings.backoff_seconds, settings.timeout_seconds)
+
+
 def _session(settings: SalesforceSettings, state: TransportState, instance_url: str) -> requests.Session:
-    policy = RetryPolicy(settings.max_retries, settings.backoff_seconds, settings.timeout_seconds)
+    policy = _policy(settings)
     session = requests.Session()
     session.mount("https://", SalesforceTransport(policy, state))
     session.mount("http://", _RefusePlainHttp())
@@ -334,8 +338,7 @@ def _signed_in_instance(
     login = urlsplit(settings.login_url)
     host = urlsplit(f"//{instance}").hostname or ""
     if login.scheme == "http" and is_loopback(login.hostname or "") and is_loopback(host):
-        policy = RetryPolicy(settings.max_retries, settings.backoff_seconds, settings.timeout_seconds)
-        _mount_loopback(session, policy, state, instance)
+        _mount_loopback(session, _policy(settings), state, instance)
         return f"http://{instance}"
     return f"https://{instance}"
 
