@@ -3,10 +3,11 @@
 A real threaded HTTP server holding sObjects in a store. It answers what StratLink's adapter uses:
 `/services/data/vXX.X/query?q=` and `/queryAll?q=` (SOQL parsed well enough for WHERE with AND/OR/NOT,
 comparisons, IN, `!= null`, ORDER BY and LIMIT), `query/<locator>` paging through `nextRecordsUrl`,
-`PATCH composite/sobjects`, Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`, and the OAuth
-token endpoint. Errors are the documented bodies `[{"message": ..., "errorCode": ...}]`; every answer
-carries `Sforce-Limit-Info`. Every request is recorded, and faults can be injected by request number
-or by a predicate, so tests can assert the SOQL text and replay failures.
+`PATCH composite/sobjects`, Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`, the OAuth
+token endpoint, and the SOAP API's `login()` (`loginResponse`, or a `LoginFault` with HTTP 500). Errors
+are the documented bodies `[{"message": ..., "errorCode": ...}]`; every answer carries
+`Sforce-Limit-Info`. Every request is recorded, and faults can be injected by request number or by a
+predicate, so tests can assert the SOQL text and replay failures.
 """
 
 from __future__ import annotations
