@@ -6,11 +6,11 @@
 Builds a scaled org straight into the database with bulk inserts (about 20 activities per account over
 six months, a third of them linked to a strategy), first at a tenth of --accounts, then at --accounts.
 At each size it times `run_review` (queries, findings written, committed) and the baseline: one
-GROUP BY counting each account's uncovered activities in the window. The two take turns, five rounds,
-and the fastest run of each counts: on this kind of machine one query's time comes in two modes about
-35% apart, and back-to-back runs of one often all land in the slow one. It prints both times, their ratio
-(target <= 1.5), how the review's time grew with tenfold data (target <= 10x), the peak RSS, and ends
-with one JSON line of figures.
+GROUP BY counting each account's uncovered activities in the window. The two take turns (--repeat
+rounds, five by default) and the fastest run of each counts: on this kind of machine one query's time
+comes in two modes about 35% apart, and back-to-back runs of one often all land in the slow one. It
+prints both times, their ratio (target <= 1.5), how the review's time grew with tenfold data (target
+<= 10x), the peak RSS, and ends with one JSON line of figures.
 """
 
 from __future__ import annotations
