@@ -531,7 +531,9 @@ class _Engine:
         """Build (once per table) the dialect upsert that never lets an older version overwrite a newer."""
         statement = self._upserts.get(table.name)
         if statement is None:
-            statement = bulk_upsert(self.session.get_bind().dialect, table, columns)
+            # A batch's commit need not wait for the disk: a database crash right after it loses the
+            # batch and its cursor together, so the next run reads those records again.
+            statement = bulk_upsert(self.session.get_bind().dialect, table, columns, durable=False)
             self._upserts[table.name] = statement
         return statement
 
@@ -902,10 +904,13 @@ class StagedUpsert(_BulkRows):
     Executing an upsert once per row costs PostgreSQL a round of bind and execute for each; COPY streams
     the batch in one go and the server then upserts it as one statement, with the same ON CONFLICT rule.
     The staging table lives as long as the database connection and is emptied after each batch (and at
-    every commit).
+    every commit). Each batch takes three round trips: create-if-missing, COPY, upsert-and-empty. With
+    `durable=False` the transaction's commit does not wait for its WAL to reach the disk
+    (`synchronous_commit` off for that transaction only): a database crash may lose the last commits,
+    never corrupt anything.
     """
 
-    def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
+    def __init__(self, table: Any, columns: Iterable[str], dialect: Any, *, durable: bool = True) -> None:
         super().__init__(table, columns, dialect)
         quote = dialect.identifier_preparer.quote
         # One staging table per column list: a connection outlives this object and may meet another.
@@ -914,26 +919,29 @@ class StagedUpsert(_BulkRows):
         stage = sa_table(stage_name, *(sa_column(name) for name in self.names))
         # Only our own table and column names, quoted, go into these two statements: no outside input.
         listed = ", ".join(quote(name) for name in self.names)
+        relaxed = "" if durable else "SET LOCAL synchronous_commit TO OFF; "
         self.create_sql = (
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage_name)} ON COMMIT DELETE ROWS "  # noqa: S608
+            f"{relaxed}CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage_name)} ON COMMIT DELETE ROWS "  # noqa: S608
             f"AS SELECT {listed} FROM {quote(table.name)} WITH NO DATA"
         )
         self.copy_sql = f"COPY {quote(stage_name)} ({listed}) FROM STDIN"
         statement = upsert_statement("postgresql", table, rows=(self.names, select(*stage.c)))
-        self.upsert_sql = str(statement.compile(dialect=dialect))
-        self.empty_sql = str(delete(stage).compile(dialect=dialect))
+        # Several statements in one text go out in one round trip (no parameters: the simple protocol).
+        self.upsert_sql = f"{statement.compile(dialect=dialect)}; {delete(stage).compile(dialect=dialect)}"
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert `rows` in the session's transaction."""
         parameters = self._parameters(rows, self.values)
         connection = session.connection()
-        connection.exec_driver_sql(self.create_sql)
+        connection.exec_driver_sql(self.create_sql, execution_options=_NO_PARAMETERS)
         raw: Any = connection.connection.dbapi_connection
         with raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
             for values in parameters:
                 copy.write_row(values)
-        connection.exec_driver_sql(self.upsert_sql)
-        connection.exec_driver_sql(self.empty_sql)
+        connection.exec_driver_sql(self.upsert_sql, execution_options=_NO_PARAMETERS)
+
+
+_NO_PARAMETERS = {"no_parameters": True}
 
 
 def _tuple_getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -944,10 +952,14 @@ def _tuple_getter(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any,
     return getter
 
 
-def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str]) -> _BulkRows:
-    """Return the fastest way this database has to run `upsert_statement` over many rows."""
+def bulk_upsert(dialect: Any, table: Any, columns: Iterable[str], *, durable: bool = True) -> _BulkRows:
+    """Return the fastest way this database has to run `upsert_statement` over many rows.
+
+    `durable=False` lets PostgreSQL commit without waiting for the disk (SQLite runs with
+    synchronous=NORMAL anyway).
+    """
     if dialect.name == "postgresql":
-        return StagedUpsert(table, columns, dialect)
+        return StagedUpsert(table, columns, dialect, durable=durable)
     return BulkStatement(upsert_statement(dialect.name, table), table, columns, dialect)
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.schema import DropConstraint
 
 from integrations.base import (
@@ -739,3 +739,29 @@ def test_later_syncs_keep_the_indexes_and_a_sync_restores_any_a_kill_left_missin
     assert victim.name not in _deferred_activity_parts(db)
     assert run_sync(db, org()).status == "succeeded"
     assert _deferred_activity_parts(db) == declared
+
+
+def test_on_postgresql_batches_commit_without_waiting_for_the_disk_and_nothing_else_does(db):
+    postgres = db.get_bind().dialect.name == "postgresql"
+    during: list[str] = []
+    statements: list[str] = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+        if postgres and statement.lstrip().startswith(("INSERT INTO accounts", "INSERT INTO activities")):
+            # Asked on the driver's own connection, inside the batch's transaction.
+            during.append(cursor.connection.execute("SHOW synchronous_commit").fetchone()[0])
+
+    engine = db.get_bind()
+    event.listen(engine, "after_cursor_execute", watch)
+    try:
+        assert run_sync(db, org(activities=[call("T1"), call("T2")])).status == "succeeded"
+    finally:
+        event.remove(engine, "after_cursor_execute", watch)
+
+    if postgres:
+        assert len(during) >= 2 and set(during) == {"off"}
+        assert db.execute(text("SHOW synchronous_commit")).scalar() == "on"  # SET LOCAL: this batch only
+        db.rollback()
+    else:
+        assert not any("synchronous_commit" in statement for statement in statements)
