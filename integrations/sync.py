@@ -289,7 +289,8 @@ class _Engine:
         for index in table.indexes:
             if not index.unique:
                 index.drop(connection, checkfirst=True)
-        for constraint in _present_foreign_keys(connection, table):
+        present, _ = _foreign_keys(connection, table)
+        for constraint in present:
             connection.execute(DropConstraint(constraint))
         self.session.commit()
         try:
@@ -844,7 +845,6 @@ class _BulkRows:
 
     def __init__(self, table: Any, columns: Iterable[str], dialect: Any) -> None:
         self.names = list(columns)
-        self.values = _tuple_getter(self.names)  # a row's values in column order
         self.converted = [
             (name, converter)
             for name in self.names
@@ -883,19 +883,14 @@ class BulkStatement(_BulkRows):
     def __init__(self, statement: Any, table: Any, columns: Iterable[str], dialect: Any) -> None:
         super().__init__(table, columns, dialect)
         compiled = statement.compile(dialect=dialect, column_keys=self.names)
+        if not compiled.positional:  # SQLite's driver is; PostgreSQL takes the StagedUpsert instead
+            raise NotImplementedError(f"{dialect.name}: bulk statements need positional parameters")
         self.sql = str(compiled)
-        self.positional = bool(compiled.positional)
-        order = list(compiled.positiontup) if compiled.positional else self.names
-        self.ordered = _tuple_getter(order)  # a row's parameters in the statement's order
+        self.ordered = _tuple_getter(list(compiled.positiontup))  # a row's parameters in statement order
 
     def execute(self, session: DbSession, rows: Sequence[dict[str, Any]]) -> None:
         """Execute the statement once per row (the driver's executemany), all in the session's transaction."""
-        parameters: list[Any] = self._parameters(rows, self.ordered) if self.positional else self._named(rows)
-        session.connection().exec_driver_sql(self.sql, parameters)
-
-    def _named(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
-        self._parameters(rows, self.values)
-        return list(rows)
+        session.connection().exec_driver_sql(self.sql, self._parameters(rows, self.ordered))
 
 
 class StagedUpsert(_BulkRows):
@@ -925,6 +920,7 @@ class StagedUpsert(_BulkRows):
             f"AS SELECT {listed} FROM {quote(table.name)} WITH NO DATA"
         )
         self.copy_sql = f"COPY {quote(stage_name)} ({listed}) FROM STDIN"
+        self.values = _tuple_getter(self.names)  # a row's values in column order
         statement = upsert_statement("postgresql", table, rows=(self.names, select(*stage.c)))
         # Several statements in one text go out in one round trip (no parameters: the simple protocol).
         self.upsert_sql = f"{statement.compile(dialect=dialect)}; {delete(stage).compile(dialect=dialect)}"
@@ -971,27 +967,24 @@ def restore_deferred(session: DbSession, table: Any) -> None:
     connection = session.connection()
     for index in table.indexes:
         index.create(connection, checkfirst=True)
-    present = {constraint.name for constraint in _present_foreign_keys(connection, table)}
-    if connection.dialect.name == "postgresql":
-        for constraint in table.foreign_key_constraints:
-            if constraint.name not in present:
-                connection.execute(AddConstraint(constraint))
+    _, missing = _foreign_keys(connection, table)
+    for constraint in missing:
+        connection.execute(AddConstraint(constraint))
     session.commit()
 
 
-def _present_foreign_keys(connection: Any, table: Any) -> list[Any]:
-    """The table's declared foreign keys the database has, where they can be dropped and added back.
+def _foreign_keys(connection: Any, table: Any) -> tuple[list[Any], list[Any]]:
+    """The table's declared foreign keys the database has, and those it lacks, in name order.
 
-    Only PostgreSQL: SQLite keeps foreign keys inside the table's definition (and does not enforce
-    them unless asked).
+    Only on PostgreSQL, where they can be dropped and added back: SQLite keeps foreign keys inside the
+    table's definition (and does not enforce them unless asked), so there both lists are empty.
     """
     if connection.dialect.name != "postgresql":
-        return []
+        return [], []
     names = {key["name"] for key in inspect(connection).get_foreign_keys(table.name)}
-    return sorted(
-        (constraint for constraint in table.foreign_key_constraints if constraint.name in names),
-        key=lambda constraint: str(constraint.name),
-    )
+    declared = sorted(table.foreign_key_constraints, key=lambda constraint: str(constraint.name))
+    present = [constraint for constraint in declared if constraint.name in names]
+    return present, [constraint for constraint in declared if constraint.name not in names]
 
 
 def upsert_statement(dialect: str, table: Any, *, rows: tuple[list[str], Any] | None = None) -> Any:
