@@ -9,9 +9,11 @@ parent is reported on the run and skipped; the rest of its batch lands.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,7 +106,8 @@ def run_sync(
     run_id = run.id
     engine = _Engine(session, source, run, dialect=dialect, batch_size=batch_size, progress=progress)
     try:
-        engine.sync_all(full=full)
+        with collecting_less():
+            engine.sync_all(full=full)
     except SourceError as error:
         engine.fail(str(error))
         return run
@@ -117,6 +120,42 @@ def run_sync(
         raise
     engine.succeed()
     return run
+
+
+# Container allocations between two young-generation collections while a sync runs (Python's default: 700).
+SYNC_GC_THRESHOLD = 50_000
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_saved: tuple[int, int, int] = (700, 10, 10)
+
+
+@contextmanager
+def collecting_less() -> Iterator[None]:
+    """Let the garbage collector run rarely, and never over what lived before, for the block's duration.
+
+    A sync allocates millions of dicts and records (every decoded page, every row) that all live until
+    their batch is written. With Python's defaults the collector runs every 700 of them and walks the
+    survivors again and again, the whole heap of the process (app, ORM, caches) included in its full
+    collections: measured, a fifth of a big sync's CPU. Here the objects alive at the start are frozen out
+    of collections and the young generation is collected every SYNC_GC_THRESHOLD allocations; the sync
+    makes almost no reference cycles, so memory stays flat. Overlapping syncs in one process share the
+    setting, and the last to finish restores the thresholds and unfreezes.
+    """
+    global _gc_depth, _gc_saved
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(max(SYNC_GC_THRESHOLD, _gc_saved[0]), *_gc_saved[1:])
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0:
+                gc.set_threshold(*_gc_saved)
+                gc.unfreeze()
 
 
 def _describe_unexpected(error: BaseException) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -20,7 +22,14 @@ from integrations.base import (
     StrategyRecord,
     UserRecord,
 )
-from integrations.sync import MAX_STORED_ERRORS, bulk_upsert, run_sync, upsert_statement
+from integrations.sync import (
+    MAX_STORED_ERRORS,
+    SYNC_GC_THRESHOLD,
+    bulk_upsert,
+    collecting_less,
+    run_sync,
+    upsert_statement,
+)
 from planning.models import (
     Account,
     Activity,
@@ -305,6 +314,57 @@ def test_an_unexpected_error_rolls_back_the_open_batch_and_is_raised(db):
     assert (run.status, run.inserted) == ("failed", 2)
     assert run.message == "internal error: KeyError: 'boom'"
     assert db.get(SyncCursor, ("file", "activities")).value == "c2"
+
+
+class GcWatching(MemorySource):
+    """Notes the collector's thresholds and frozen objects while each batch is read."""
+
+    def __init__(self, *, fail: bool = False, **streams: object) -> None:
+        super().__init__(**streams)  # type: ignore[arg-type]
+        self.fail = fail
+        self.seen: list[tuple[tuple[int, int, int], bool]] = []
+
+    def read(self, stream, cursor, *, full):
+        for batch in super().read(stream, cursor, full=full):
+            self.seen.append((gc.get_threshold(), gc.get_freeze_count() > 0))
+            yield batch
+        if self.fail and stream == "accounts":
+            raise SourceRateLimited("the org is out of API calls")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_sync_collects_garbage_rarely_and_restores_the_collector_after(db, fail):
+    before = gc.get_threshold()
+    source = GcWatching(fail=fail, users=[[VP, MANAGER, REP]], accounts=[[ACME], [GLOBEX]])
+    run = run_sync(db, source)
+    assert run.status == ("failed" if fail else "succeeded")
+    assert source.seen == [((SYNC_GC_THRESHOLD, *before[1:]), True)] * 3
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_overlapping_syncs_restore_the_collector_when_the_last_one_ends():
+    before = gc.get_threshold()
+    first_in, second_done = threading.Event(), threading.Event()
+    during_first: list[tuple[int, int, int]] = []
+
+    def first() -> None:
+        with collecting_less():
+            first_in.set()
+            second_done.wait(timeout=30)
+            during_first.append(gc.get_threshold())
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(timeout=30)
+    with collecting_less():
+        pass
+    second_done.set()
+    thread.join(timeout=30)
+    # The second sync ended first: the first still ran with the sync's threshold, and the end restored it.
+    assert during_first == [(SYNC_GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_full_sync_reads_from_the_start_but_keeps_track_of_cursors(db):
