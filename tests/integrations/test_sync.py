@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import threading
-from datetime import date
+from datetime import date, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -27,6 +28,7 @@ from integrations.sync import (
     SYNC_GC_THRESHOLD,
     bulk_upsert,
     collecting_less,
+    content_hash,
     run_sync,
     upsert_statement,
 )
@@ -116,6 +118,33 @@ def test_the_same_batch_twice_gives_the_same_state(db):
     assert state(db) == before
     # Unchanged rows are not written at all.
     assert db.scalar(select(Activity.synced_at).where(Activity.external_id == "T1")) == synced_at
+
+
+def test_rows_stored_with_the_earlier_digest_are_still_recognised_unchanged(db, monkeypatch):
+    def repr_digest(values):  # what content_hash was before msgpack
+        return hashlib.blake2b(repr(tuple(values)).encode(), digest_size=16).hexdigest()
+
+    activities = [call("T1"), call("T2", "A2", opportunity_external_id="O1")]
+    with monkeypatch.context() as patched:
+        patched.setattr("integrations.sync.content_hash", repr_digest)
+        run_sync(db, org(activities=activities))
+    synced_at = db.scalar(select(Activity.synced_at).where(Activity.external_id == "T1"))
+
+    again = run_sync(db, org(activities=activities))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 8)
+    assert db.scalar(select(Activity.synced_at).where(Activity.external_id == "T1")) == synced_at
+
+    changed = run_sync(db, org(activities=[call("T1", subject="Call about the renewal"), activities[1]]))
+    assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 7)
+    assert db.scalar(select(Activity.subject).where(Activity.external_id == "T1")) == "Call about the renewal"
+
+
+def test_the_content_digest_tells_types_apart_and_reads_an_instant_in_any_zone():
+    assert len({content_hash((1,)), content_hash((True,)), content_hash(("1",)), content_hash((1.0,))}) == 4
+    assert content_hash((Decimal("1.50"),)) != content_hash((Decimal("1.5"),))
+    assert content_hash((None, "a")) != content_hash(("a", None))
+    paris = utc(2026, 10, 20, 14).astimezone(timezone(timedelta(hours=2)))
+    assert content_hash((paris,)) == content_hash((utc(2026, 10, 20, 14),))
 
 
 def test_records_land_with_their_references_resolved(db):
