@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from integrations.base import Batch, Record, RecordError, RecordInvalid, SourceReport
@@ -189,10 +190,10 @@ class SalesforceSource:
         if start is None and self._use_bulk(spec):
             yield from self._read_bulk(stream, spec, positions)
             return
-        batches = self._query_batches(stream, spec, positions, start)
-        # Mapping runs a couple of batches ahead in a background thread (and paging in another), while
-        # the engine writes: most of a write is spent inside the database driver, which releases the GIL.
-        yield from prefetched(batches, chunk=1, depth=2) if self._prefetch else batches
+        # Mapping runs in the caller's thread, between the engine's writes. A thread of its own for it was
+        # measured slower: mapping and the engine both hold the GIL, and SQLite hands the GIL over at every
+        # row it inserts, so the two threads only took turns, paying for each switch.
+        yield from self._query_batches(stream, spec, positions, start)
 
     def _query_batches(
         self, stream: str, spec: SObjectStream, positions: dict[str, Position], start: Position | None
@@ -252,7 +253,7 @@ class SalesforceSource:
         newest: Position | None = None
         pending: Batch | None = None
         for chunk in _chunks(_csv_rows(pages), self.settings.batch_size):
-            mapped = _map_rows(stream, spec, chunk, base_url)
+            mapped = _map_rows(stream, spec, chunk, base_url, newest=True)
             if mapped.newest is not None and (newest is None or mapped.newest.at > newest.at):
                 newest = mapped.newest
             if pending is not None:
@@ -265,8 +266,14 @@ class SalesforceSource:
             yield pending
 
 
-def _map_rows(stream: str, spec: SObjectStream, rows: Sequence[Row], base_url: str) -> _Mapped:
-    """Map rows to records; a row that does not map becomes a RecordError carrying its Id."""
+def _map_rows(
+    stream: str, spec: SObjectStream, rows: Sequence[Row], base_url: str, *, newest: bool = False
+) -> _Mapped:
+    """Map rows to records; a row that does not map becomes a RecordError carrying its Id.
+
+    `last` is the position of the last row (in answer order); `newest`, asked for only by the Bulk API
+    reader whose answers come in no order, the position of the latest one.
+    """
     mapped = _Mapped()
     to_record = spec.to_record
     append = mapped.records.append
@@ -277,13 +284,16 @@ def _map_rows(stream: str, spec: SObjectStream, rows: Sequence[Row], base_url: s
             mapped.errors.append(RecordError(stream, row.get("Id"), error.field, error.message))
         except (KeyError, TypeError, ValueError) as error:
             mapped.errors.append(RecordError(stream, row.get("Id"), None, f"cannot read the row: {error!r}"))
-    stamped = [row for row in rows if row.get(spec.cursor_field) and row.get("Id")]
-    if stamped:
-        mapped.last = _position(stamped[-1], spec.cursor_field)
-        # One format per answer (REST or CSV), fixed width: the text order is the time order.
-        mapped.newest = _position(
-            max(stamped, key=lambda row: str(row[spec.cursor_field])), spec.cursor_field
-        )
+    cursor_field = spec.cursor_field
+    for row in reversed(rows):
+        if row.get(cursor_field) and row.get("Id"):
+            mapped.last = _position(row, cursor_field)
+            break
+    if newest:
+        stamped = [row for row in rows if row.get(cursor_field) and row.get("Id")]
+        if stamped:
+            # One format per answer (REST or CSV), fixed width: the text order is the time order.
+            mapped.newest = _position(max(stamped, key=lambda row: str(row[cursor_field])), cursor_field)
     return mapped
 
 
@@ -308,13 +318,8 @@ def _csv_rows(pages: Iterable[Any]) -> Iterator[dict[str, Any]]:
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
         yield chunk
 
 

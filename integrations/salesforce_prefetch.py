@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
@@ -35,15 +36,10 @@ def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> It
 
     def produce() -> None:
         try:
-            pending: list[Item] = []
-            for item in items:
-                pending.append(item)
-                if len(pending) >= chunk:
-                    if not hand_over((_ITEMS, pending)):
-                        return
-                    pending = []
-            if pending and not hand_over((_ITEMS, pending)):
-                return
+            iterator = iter(items)
+            while pending := list(islice(iterator, chunk)):
+                if not hand_over((_ITEMS, pending)):
+                    return
             hand_over((_DONE, None))
         except BaseException as error:  # handed to the consumer, which raises it in its own thread
             hand_over((_FAILED, error))

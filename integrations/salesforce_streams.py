@@ -40,6 +40,8 @@ CALL_DIRECTIONS = {"Inbound": "inbound", "Outbound": "outbound"}
 
 def _text(row: Row, name: str) -> str | None:
     value = row.get(name)
+    if value.__class__ is str:  # the common case first: this runs several times per row of a sync
+        return value or None
     if value is None or value == "":
         return None
     return str(value)
@@ -65,7 +67,7 @@ def _date(row: Row, name: str, field_name: str) -> date | None:
     if value is None or value == "":
         return None
     try:
-        return date.fromisoformat(str(value)[:10])
+        return date.fromisoformat((value if value.__class__ is str else str(value))[:10])
     except ValueError:
         raise RecordInvalid(field_name, f"{value!r} is not a date") from None
 
@@ -75,7 +77,7 @@ def _instant(row: Row, name: str, field_name: str) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        moment = datetime.fromisoformat(str(value))
+        moment = datetime.fromisoformat(value if value.__class__ is str else str(value))
     except ValueError:
         raise RecordInvalid(field_name, f"{value!r} is not a date and time") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
