@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         source_seconds = time.perf_counter() - started
         print(
             f"adapter alone (paging + mapping, no database): {mapped:,} rows in {source_seconds:.1f} s "
-            f"(ratio to paging {source_seconds / first_seconds:.2f})",
+            f"(ratio to paging {source_seconds / first_seconds:.2f}); peak RSS so far {peak_rss_mb():.0f} MB",
             flush=True,
         )
 
@@ -389,7 +389,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = full.inserted + full.updated + full.unchanged + full.failed
             print(
                 f"full sync: {full.status}, {rows:,} rows ({full.inserted:,} inserted, {full.failed} failed) "
-                f"in {seconds:.1f} s ({source.requests_made} requests)",
+                f"in {seconds:.1f} s ({source.requests_made} requests); "
+                f"peak RSS so far {peak_rss_mb():.0f} MB",
                 flush=True,
             )
             print(f"  ({sync_cpu})", flush=True)
