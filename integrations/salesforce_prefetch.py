@@ -44,7 +44,7 @@ def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> It
         except BaseException as error:  # handed to the consumer, which raises it in its own thread
             hand_over((_FAILED, error))
         # Once this thread and the consumer are both done, nothing refers to `items`: a generator is
-        # closed then, so a prefetched iterable inside it (paging inside mapping) stops its thread too.
+        # closed then, so a prefetched iterable nested inside it stops its thread too.
 
     worker = threading.Thread(target=produce, name="salesforce-prefetch", daemon=True)
     worker.start()
