@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from integrations.base import Batch, Record, RecordError, RecordInvalid, SourceReport
 from integrations.salesforce_client import SalesforceConnection, Sleep, connect, translate_errors
-from integrations.salesforce_prefetch import prefetched
+from integrations.salesforce_prefetch import chunked, prefetched
 from integrations.salesforce_settings import SalesforceSettings
 from integrations.salesforce_streams import STREAM_OBJECTS, Row, SObjectStream, build_soql
 
@@ -213,7 +212,7 @@ class SalesforceSource:
         rows = skip_committed(pages, start, spec.cursor_field)
         base_url = self.connection.instance_url + "/"
         empty = True
-        for chunk in _chunks(rows, self.settings.batch_size):
+        for chunk in chunked(rows, self.settings.batch_size):
             empty = False
             mapped = _map_rows(stream, spec, chunk, base_url)
             if mapped.last is not None:
@@ -252,7 +251,7 @@ class SalesforceSource:
         base_url = self.connection.instance_url + "/"
         newest: Position | None = None
         pending: Batch | None = None
-        for chunk in _chunks(_csv_rows(pages), self.settings.batch_size):
+        for chunk in chunked(_csv_rows(pages), self.settings.batch_size):
             mapped = _map_rows(stream, spec, chunk, base_url, newest=True)
             if mapped.newest is not None and (newest is None or mapped.newest.at > newest.at):
                 newest = mapped.newest
@@ -285,15 +284,18 @@ def _map_rows(
         except (KeyError, TypeError, ValueError) as error:
             mapped.errors.append(RecordError(stream, row.get("Id"), None, f"cannot read the row: {error!r}"))
     cursor_field = spec.cursor_field
-    for row in reversed(rows):
-        if row.get(cursor_field) and row.get("Id"):
-            mapped.last = _position(row, cursor_field)
-            break
+
+    def stamped(row: Row) -> bool:
+        return bool(row.get(cursor_field) and row.get("Id"))
+
+    last = next(filter(stamped, reversed(rows)), None)
+    if last is not None:
+        mapped.last = _position(last, cursor_field)
     if newest:
-        stamped = [row for row in rows if row.get(cursor_field) and row.get("Id")]
-        if stamped:
+        stamped_rows = list(filter(stamped, rows))
+        if stamped_rows:
             # One format per answer (REST or CSV), fixed width: the text order is the time order.
-            mapped.newest = _position(max(stamped, key=lambda row: str(row[cursor_field])), cursor_field)
+            mapped.newest = _position(max(stamped_rows, key=lambda row: str(row[cursor_field])), cursor_field)
     return mapped
 
 
@@ -315,12 +317,6 @@ def _csv_rows(pages: Iterable[Any]) -> Iterator[dict[str, Any]]:
             yield {
                 name: (value if value != "" else None) for name, value in zip(header, values, strict=False)
             }
-
-
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def check_connection(settings: SalesforceSettings, *, sleep: Sleep = time.sleep) -> dict[str, Any]:

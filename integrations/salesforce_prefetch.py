@@ -20,6 +20,13 @@ _ITEMS, _DONE, _FAILED = "items", "done", "failed"
 _POLL_SECONDS = 0.1
 
 
+def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Yield `items` in lists of `size` (the last one shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> Iterator[Item]:
     """Iterate `items` in a background thread, staying at most `depth` chunks of `chunk` ahead."""
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
@@ -36,8 +43,7 @@ def prefetched(items: Iterable[Item], *, chunk: int = 500, depth: int = 4) -> It
 
     def produce() -> None:
         try:
-            iterator = iter(items)
-            while pending := list(islice(iterator, chunk)):
+            for pending in chunked(items, chunk):
                 if not hand_over((_ITEMS, pending)):
                     return
             hand_over((_DONE, None))

@@ -82,7 +82,7 @@ class SalesforceSettings:
         """Read the SALESFORCE_* settings and (unless `check` is off) refuse unsafe or incomplete ones."""
         instance_url = setting(config, "SALESFORCE_INSTANCE_URL").rstrip("/")
         domain = setting(config, "SALESFORCE_DOMAIN", "login")
-        login_url = setting(config, "SALESFORCE_LOGIN_URL").rstrip("/") or f"https://{domain}.salesforce.com"
+        login_url = setting(config, "SALESFORCE_LOGIN_URL").rstrip("/") or _domain_origin(domain)
         token_url = setting(config, "SALESFORCE_TOKEN_URL")
         if not token_url:
             token_url = (instance_url or login_url) + "/services/oauth2/token"
@@ -163,7 +163,7 @@ class SalesforceSettings:
     @property
     def domain_url(self) -> str:
         """Where simple-salesforce sends a username-password sign-in: it builds this from the domain."""
-        return f"https://{self.domain}.salesforce.com"
+        return _domain_origin(self.domain)
 
     def public_instance_url(self) -> str:
         """The instance URL without credentials, query or fragment: safe to show."""
@@ -171,6 +171,10 @@ class SalesforceSettings:
             return ""
         parts = urlsplit(self.instance_url)
         return f"{parts.scheme}://{netloc(parts.hostname or '', parts.port)}"
+
+
+def _domain_origin(domain: str) -> str:
+    return f"https://{domain}.salesforce.com"
 
 
 def is_loopback(host: str) -> bool:

@@ -174,7 +174,7 @@ def content_hash(values: Iterable[Any]) -> str:
     The values are packed with msgpack (types kept apart: 1, True and "1" differ; an aware datetime
     packs as its instant), a tenth of what their repr cost.
     """
-    return hashlib.blake2b(_packer.encode(tuple(values)), digest_size=16).hexdigest()
+    return _digest(_packer.encode(tuple(values)))
 
 
 def same_content(stored: str | None, digest: str, values: Sequence[Any]) -> bool:
@@ -188,7 +188,11 @@ def same_content(stored: str | None, digest: str, values: Sequence[Any]) -> bool
         return False
     if stored == digest:
         return True
-    return stored == hashlib.blake2b(repr(tuple(values)).encode(), digest_size=16).hexdigest()
+    return stored == _digest(repr(tuple(values)).encode())
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
