@@ -440,18 +440,24 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     rule: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="new")
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    strategy_id: Mapped[int | None] = mapped_column(ForeignKey("strategies.id"))
+    # No foreign keys on the account, owner and strategy (migration 0007): a finding is a snapshot
+    # written by the review from those very rows in its own transaction, and nothing deletes accounts,
+    # users or strategies (a record removed in the CRM is marked deleted). On PostgreSQL each key check
+    # locked the referenced row and cost the review as much as the rule itself.
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
+    strategy_id: Mapped[int | None] = mapped_column(Integer)
     uncovered: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     uncovered_total: Mapped[int] = mapped_column(Integer, default=0)
     oldest_uncovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     open_pipeline: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal(0))
 
     review: Mapped[Review] = relationship(back_populates="findings")
-    account: Mapped[Account] = relationship()
-    owner: Mapped[User | None] = relationship()
-    strategy: Mapped[Strategy | None] = relationship()
+    account: Mapped[Account] = relationship(primaryjoin="foreign(Finding.account_id) == Account.id")
+    owner: Mapped[User | None] = relationship(primaryjoin="foreign(Finding.owner_id) == User.id")
+    strategy: Mapped[Strategy | None] = relationship(
+        primaryjoin="foreign(Finding.strategy_id) == Strategy.id"
+    )
 
 
 class StrategyComment(db.Model):  # type: ignore[name-defined,misc]

@@ -6,7 +6,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.pool import NullPool
 
 from planning.models import Finding, Review
 from planning.review import (
@@ -21,6 +22,7 @@ from planning.review import (
     run_review,
     run_review_from_config,
 )
+from tests.conftest import skip_or_fail
 from tests.factories import (
     link,
     make_account,
@@ -407,6 +409,35 @@ def test_the_review_uses_a_fixed_number_of_statements_whatever_the_data_size(db,
     large = statements_for(20)
     assert large[1] > small[1]
     assert large[0] == small[0]
+
+
+@pytest.mark.postgres
+def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, database_url):
+    # Findings name their account, owner and strategy without foreign keys: a key check would lock each
+    # referenced row until the review commits (and write the lock into the row).
+    if not database_url.startswith("postgresql"):
+        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
+    owner = make_user(db)
+    busy = make_account(db, name="Busy", owner=owner)
+    calls(db, busy, 5)
+    strategy = make_strategy(
+        db, account=make_account(db, name="Quiet", owner=owner), review_date=date(2026, 10, 1)
+    )
+    db.commit()
+
+    assert len(run_review(db, D).findings) == 2  # flushed, not committed
+    other = create_engine(database_url, poolclass=NullPool)
+    try:
+        with other.connect() as connection:
+            for table, row_id in (("accounts", busy.id), ("users", owner.id), ("strategies", strategy.id)):
+                locked = connection.execute(
+                    text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"), {"id": row_id}
+                )
+                assert locked.scalar() == row_id
+            connection.rollback()
+    finally:
+        other.dispose()
+        db.rollback()
 
 
 def test_parameters_come_from_the_config(db):
