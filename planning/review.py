@@ -33,9 +33,10 @@ Choices where DESIGN.md is silent, made here on purpose:
 - running a review for a date before an existing review does not recompute the later review's statuses.
 
 Everything happens in a fixed number of SQL statements whatever the data size, and no finding travels
-through Python: one INSERT ... SELECT per rule (the first over one grouped query of the activities in
-the window) and one for the resolved findings, each joined to the previous review's findings for the
-status. Findings are inserted in display order — open before resolved, then by rule, the most uncovered
+through Python: one INSERT ... SELECT writes them all. Its rules that fire (the tactics rule over one
+grouped query of the activities in the window, the stale rule probing each active strategy) are joined
+once to the previous review's open findings, which gives each its status and leaves the resolved ones.
+Findings are inserted in display order — open before resolved, then by rule, the most uncovered
 activities, the most open pipeline, and the account — so their ids give that order.
 """
 
@@ -49,6 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     JSON,
+    Integer,
     String,
     and_,
     case,
@@ -65,6 +67,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 
@@ -80,6 +83,7 @@ from planning.models import (
     Review,
     Strategy,
     StrategyStatus,
+    UTCDateTime,
     utcnow,
 )
 
@@ -183,11 +187,8 @@ def run_review(
         # running them; this transaction only.
         session.execute(text("SET LOCAL jit = off"))
     as_json = _json_text_caster(session)
-    # The findings never travel through Python: each rule is one INSERT ... SELECT, in display order.
-    session.execute(_insert_tactics(parameters, review.id, previous_id, as_json))
-    session.execute(_insert_stale(parameters, review.id, previous_id, as_json))
-    if previous_id is not None:
-        session.execute(_insert_resolved(review.id, previous_id))
+    # The findings never travel through Python: one INSERT ... SELECT writes them all, in display order.
+    session.execute(_insert_findings(parameters, review.id, previous_id, as_json))
     session.expire(review, ["findings"])
     return review
 
@@ -261,26 +262,8 @@ def _open_pipeline(account_id: Any) -> Any:
     )
 
 
-def _open_keys(review_id: int, rule: str, key: Any) -> Any:
-    """Select one key column (account or strategy id) of a review's open findings of one rule."""
-    return select(key).where(Finding.review_id == review_id, Finding.rule == rule, Finding.status != RESOLVED)
-
-
-def _status(previous_id: int | None, rule: str, key: Any, key_column: Any) -> Any:
-    """Return the status expression: persisting when last time's open findings of the rule hold the key.
-
-    `x IN (subquery)` is computed once into an indexed set on SQLite and hashed on PostgreSQL; a join
-    to the findings table instead makes SQLite read the whole previous review for every row.
-    """
-    if previous_id is None:
-        return literal(NEW)
-    return case((key.in_(_open_keys(previous_id, rule, key_column)), literal(PERSISTING)), else_=literal(NEW))
-
-
-def _insert_tactics(
-    parameters: ReviewParameters, review_id: int, previous_id: int | None, as_json: Any
-) -> Any:
-    """Insert the accounts whose uncovered activities in the window reach the threshold or hold a contract."""
+def _tactics_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) -> Any:
+    """Select the accounts whose uncovered activities in the window reach the threshold or hold a contract."""
     start, end = parameters.window()
     covering = and_(
         Strategy.id == Link.strategy_id,
@@ -311,32 +294,26 @@ def _insert_tactics(
     has_active_strategy = exists().where(
         Strategy.account_id == uncovered.c.account_id, Strategy.status == StrategyStatus.ACTIVE
     )
-    pipeline = _open_pipeline(uncovered.c.account_id).label("open_pipeline")
-    status = _status(previous_id, TACTICS_WITHOUT_STRATEGY, uncovered.c.account_id, Finding.account_id)
-    statement = (
+    return (
         select(
-            literal(review_id),
-            literal(TACTICS_WITHOUT_STRATEGY),
-            case((has_active_strategy, literal(UNLINKED)), else_=literal(NO_STRATEGY)),
-            status,
-            uncovered.c.account_id,
-            Account.owner_id,
-            null(),
-            as_json(_uncovered_json(uncovered.c)),
-            uncovered.c.total,
-            uncovered.c.oldest,
-            pipeline,
+            cast(literal(TACTICS_WITHOUT_STRATEGY), String).label("rule"),
+            case((has_active_strategy, literal(UNLINKED)), else_=literal(NO_STRATEGY)).label("reason"),
+            uncovered.c.account_id.label("account_id"),
+            Account.owner_id.label("owner_id"),
+            cast(null(), Integer).label("strategy_id"),
+            uncovered.c.account_id.label("key"),
+            as_json(_uncovered_json(uncovered.c)).label("uncovered"),
+            uncovered.c.total.label("uncovered_total"),
+            uncovered.c.oldest.label("oldest_uncovered_at"),
         )
         .select_from(uncovered)
         .join(Account, Account.id == uncovered.c.account_id)
         .where(Account.deleted.is_(false()))
-        .order_by(uncovered.c.total.desc(), pipeline.desc(), uncovered.c.account_id)
     )
-    return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
 
 
-def _insert_stale(parameters: ReviewParameters, review_id: int, previous_id: int | None, as_json: Any) -> Any:
-    """Insert the active strategies past their review date or with no linked activity lately."""
+def _stale_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) -> Any:
+    """Select the active strategies past their review date or with no linked activity lately."""
     start, end = parameters.stale_window()
     # Probed per strategy: walk the account's activities in the window (index on account, time), look
     # each one's link up by activity (unique index), stop at the first linked to this strategy. Written
@@ -357,21 +334,17 @@ def _insert_stale(parameters: ReviewParameters, review_id: int, previous_id: int
         .scalar_subquery()
     )
     overdue = and_(Strategy.review_date.is_not(None), Strategy.review_date < parameters.as_of)
-    pipeline = _open_pipeline(Strategy.account_id).label("open_pipeline")
-    status = _status(previous_id, STALE_STRATEGY, Strategy.id, Finding.strategy_id)
-    statement = (
+    return (
         select(
-            literal(review_id),
-            literal(STALE_STRATEGY),
-            case((overdue, literal(REVIEW_OVERDUE)), else_=literal(NO_RECENT_ACTIVITY)),
-            status,
-            Strategy.account_id,
-            Account.owner_id,
-            Strategy.id,
-            as_json(literal_column("'{}'")),
-            literal(0),
-            null(),
-            pipeline,
+            cast(literal(STALE_STRATEGY), String).label("rule"),
+            case((overdue, literal(REVIEW_OVERDUE)), else_=literal(NO_RECENT_ACTIVITY)).label("reason"),
+            Strategy.account_id.label("account_id"),
+            Account.owner_id.label("owner_id"),
+            Strategy.id.label("strategy_id"),
+            Strategy.id.label("key"),
+            as_json(literal_column("'{}'")).label("uncovered"),
+            literal(0).label("uncovered_total"),
+            cast(null(), UTCDateTime).label("oldest_uncovered_at"),
         )
         .join(Account, Account.id == Strategy.account_id)
         .where(
@@ -379,47 +352,82 @@ def _insert_stale(parameters: ReviewParameters, review_id: int, previous_id: int
             Account.deleted.is_(false()),
             or_(overdue, recent_linked_activity.is_(None)),
         )
-        .order_by(pipeline.desc(), Strategy.account_id, Strategy.id)
     )
-    return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
 
 
-def _insert_resolved(review_id: int, previous_id: int) -> Any:
-    """Copy the previous review's open findings that no longer fire, as resolved, with their figures."""
-    before = aliased(Finding, name="before")
-    # A tactics finding is the same one on the same account, a stale one on the same strategy.
-    gone = or_(
-        and_(
-            before.rule == TACTICS_WITHOUT_STRATEGY,
-            before.account_id.not_in(_open_keys(review_id, TACTICS_WITHOUT_STRATEGY, Finding.account_id)),
-        ),
-        and_(
-            before.rule == STALE_STRATEGY,
-            before.strategy_id.not_in(_open_keys(review_id, STALE_STRATEGY, Finding.strategy_id)),
-        ),
-    )
-    statement = (
-        select(
-            literal(review_id),
-            before.rule,
-            before.reason,
-            literal(RESOLVED),
-            before.account_id,
-            before.owner_id,
-            before.strategy_id,
-            before.uncovered,
-            before.uncovered_total,
-            before.oldest_uncovered_at,
-            before.open_pipeline,
+def _insert_findings(
+    parameters: ReviewParameters, review_id: int, previous_id: int | None, as_json: Callable[[Any], Any]
+) -> Any:
+    """Insert every finding of the review in one statement, in display order.
+
+    Each rule yields the finding's columns plus `key`, what makes it the same finding from one review
+    to the next: the account for the tactics rule, the strategy for the stale rule. What fires is joined
+    once to the previous review's open findings: a match is persisting, no match is new, and a previous
+    open finding left without a match is copied as resolved, with the figures it had.
+    """
+    fired = union_all(_tactics_fired(parameters, as_json), _stale_fired(parameters, as_json)).cte("fired")
+    review = literal(review_id).label("review_id")
+    figures = ("uncovered", "uncovered_total", "oldest_uncovered_at")
+
+    def open_findings(status: Any) -> Any:
+        return select(
+            review,
+            fired.c.rule,
+            fired.c.reason,
+            status.label("status"),
+            fired.c.account_id,
+            fired.c.owner_id,
+            fired.c.strategy_id,
+            *(fired.c[name] for name in figures),
+            _open_pipeline(fired.c.account_id).label("open_pipeline"),
         )
-        .where(before.review_id == previous_id, before.status != RESOLVED, gone)
-        .order_by(
-            case((before.rule == TACTICS_WITHOUT_STRATEGY, 0), else_=1),
-            before.uncovered_total.desc(),
-            before.open_pipeline.desc(),
-            before.account_id,
-            before.strategy_id,
+
+    if previous_id is None:
+        found: Any = open_findings(literal(NEW))
+    else:
+        before = aliased(Finding, name="before")
+        previous = (
+            select(
+                before.rule,
+                before.reason,
+                before.account_id,
+                before.owner_id,
+                before.strategy_id,
+                # Typed, so that SQLite can index it for the joins below.
+                cast(
+                    case(
+                        (before.rule == TACTICS_WITHOUT_STRATEGY, before.account_id), else_=before.strategy_id
+                    ),
+                    Integer,
+                ).label("key"),
+                *(getattr(before, name) for name in figures),
+                before.open_pipeline,
+            )
+            .where(before.review_id == previous_id, before.status != RESOLVED)
+            .cte("previous")
         )
+        same = and_(previous.c.rule == fired.c.rule, previous.c.key == fired.c.key)
+        persisting = case((previous.c.key.is_(None), literal(NEW)), else_=literal(PERSISTING))
+        resolved = select(
+            review,
+            previous.c.rule,
+            previous.c.reason,
+            literal(RESOLVED).label("status"),
+            previous.c.account_id,
+            previous.c.owner_id,
+            previous.c.strategy_id,
+            *(previous.c[name] for name in figures),
+            previous.c.open_pipeline,
+        ).where(~exists().where(same))
+        found = union_all(open_findings(persisting).select_from(fired.outerjoin(previous, same)), resolved)
+    found = found.subquery("found")
+    statement = select(*(found.c[name] for name in FINDING_COLUMNS)).order_by(
+        case((found.c.status == RESOLVED, 1), else_=0),
+        case((found.c.rule == TACTICS_WITHOUT_STRATEGY, 0), else_=1),
+        found.c.uncovered_total.desc(),
+        found.c.open_pipeline.desc(),
+        found.c.account_id,
+        found.c.strategy_id,
     )
     return insert(Finding.__table__).from_select(FINDING_COLUMNS, statement)
 
