@@ -183,9 +183,10 @@ def run_review(
     )
     review = _fresh_review(session, parameters)
     if session.get_bind().dialect.name == "postgresql":
-        # These statements are costed high enough to trigger JIT compilation, which then takes longer than
-        # running them; this transaction only.
-        session.execute(text("SET LOCAL jit = off"))
+        # For this transaction only: the statement is costed high enough to trigger JIT compilation, which
+        # then takes longer than running it; and at a million activities the grouped counts outgrow the
+        # default 4 MB of work memory and spill to disk.
+        session.execute(text("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"))
     as_json = _json_text_caster(session)
     # The findings never travel through Python: one INSERT ... SELECT writes them all, in display order.
     session.execute(_insert_findings(parameters, review.id, previous_id, as_json))

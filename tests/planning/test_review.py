@@ -440,6 +440,22 @@ def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, database_ur
         db.rollback()
 
 
+@pytest.mark.postgres
+def test_the_review_tunes_postgresql_for_its_own_transaction_only(db, database_url):
+    if not database_url.startswith("postgresql"):
+        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
+
+    def settings():
+        return tuple(db.scalar(text(f"SELECT current_setting('{name}')")) for name in ("jit", "work_mem"))
+
+    before = settings()
+    run_review(db, D)
+    assert settings() == ("off", "64MB")
+    db.commit()
+    # A pooled connection goes back to the server's settings for whatever runs on it next.
+    assert settings() == before
+
+
 def test_parameters_come_from_the_config(db):
     calls(db, make_account(db, name="Two", owner=make_user(db)), 2)
     config = {
