@@ -352,11 +352,10 @@ class StatementClock:
 
     def _stop(self, _connection: Any, _cursor: Any, statement: str, *_: object) -> None:
         seconds = time.perf_counter() - self._started
-        # The findings' INSERT opens with its WITH clause, so it is told apart by its target.
-        if "INSERT INTO findings" in statement:
+        opening = statement.lstrip()
+        name = next((label for prefix, label in self.NAMES if opening.startswith(prefix)), "other")
+        if "INSERT INTO findings" in statement:  # it opens with its WITH clause
             name = "insert findings (both rules, statuses, resolved)"
-        else:
-            name = next((label for prefix, label in self.NAMES if statement.lstrip().startswith(prefix)), "other")
         self.steps.append((name, seconds))
 
 
