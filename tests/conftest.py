@@ -35,6 +35,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
+@pytest.fixture
+def postgres(database_url: str) -> str:
+    """Return the test database's URL when it is PostgreSQL; skip otherwise (fail under CI)."""
+    if not database_url.startswith("postgresql"):
+        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
+    return database_url
+
+
 def _config(database_url: str, instance: Path) -> dict[str, Any]:
     return {
         "TESTING": True,

@@ -25,7 +25,6 @@ from jobs import tasks
 from jobs.lock import FileLock, PostgresAdvisoryLock, lock_for
 from jobs.models import JobRun
 from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
-from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0
@@ -177,10 +176,8 @@ def test_the_lock_is_chosen_by_database(tmp_path):
 
 
 @pytest.mark.postgres
-def test_a_second_advisory_lock_waits_until_the_first_is_released(database_url):
-    if not database_url.startswith("postgresql"):
-        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
-    leader, standby = PostgresAdvisoryLock(database_url), PostgresAdvisoryLock(database_url)
+def test_a_second_advisory_lock_waits_until_the_first_is_released(postgres):
+    leader, standby = PostgresAdvisoryLock(postgres), PostgresAdvisoryLock(postgres)
     try:
         assert leader.acquire()
         assert leader.still_held()
@@ -286,15 +283,13 @@ def test_a_second_scheduler_command_stands_by_and_takes_over_after_sigterm(app, 
 
 
 @pytest.mark.postgres
-def test_two_scheduler_processes_on_postgresql_run_each_review_exactly_once(app, database_url):
-    if not database_url.startswith("postgresql"):
-        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
-    command = [sys.executable, "-m", "tests.jobs.scheduler_process", database_url]
-    first = Process(command, child_env(database_url))
+def test_two_scheduler_processes_on_postgresql_run_each_review_exactly_once(app, postgres):
+    command = [sys.executable, "-m", "tests.jobs.scheduler_process", postgres]
+    first = Process(command, child_env(postgres))
     second = None
     try:
         first.wait_for_line(f"scheduler {first.runner} leader")
-        second = Process(command, child_env(database_url))
+        second = Process(command, child_env(postgres))
         second.wait_for_line(f"scheduler {second.runner} standby")
         wait_for(lambda: len(job_runs("review")) >= 3, "three reviews by the first process")
         assert first.terminate() == 0

@@ -22,7 +22,6 @@ from planning.review import (
     run_review,
     run_review_from_config,
 )
-from tests.conftest import skip_or_fail
 from tests.factories import (
     link,
     make_account,
@@ -412,11 +411,9 @@ def test_the_review_uses_a_fixed_number_of_statements_whatever_the_data_size(db,
 
 
 @pytest.mark.postgres
-def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, database_url):
+def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, postgres):
     # Findings name their account, owner and strategy without foreign keys: a key check would lock each
     # referenced row until the review commits (and write the lock into the row).
-    if not database_url.startswith("postgresql"):
-        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
     owner = make_user(db)
     busy = make_account(db, name="Busy", owner=owner)
     calls(db, busy, 5)
@@ -426,7 +423,7 @@ def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, database_ur
     db.commit()
 
     assert len(run_review(db, D).findings) == 2  # flushed, not committed
-    other = create_engine(database_url, poolclass=NullPool)
+    other = create_engine(postgres, poolclass=NullPool)
     try:
         with other.connect() as connection:
             for table, row_id in (("accounts", busy.id), ("users", owner.id), ("strategies", strategy.id)):
@@ -441,10 +438,7 @@ def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, database_ur
 
 
 @pytest.mark.postgres
-def test_the_review_tunes_postgresql_for_its_own_transaction_only(db, database_url):
-    if not database_url.startswith("postgresql"):
-        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
-
+def test_the_review_tunes_postgresql_for_its_own_transaction_only(db, postgres):
     def settings():
         return tuple(db.scalar(text(f"SELECT current_setting('{name}')")) for name in ("jit", "work_mem"))
 

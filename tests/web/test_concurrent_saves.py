@@ -13,20 +13,12 @@ from sqlalchemy.pool import NullPool
 from planning.models import Role, Strategy, StrategyRevision, User
 from planning.strategies import StaleVersion, create_strategy, update_strategy
 from planning.users import issue_api_token
-from tests.conftest import skip_or_fail
 from tests.factories import make_account, make_user
 
 WRITERS = 20
 
 # Concurrency is what PostgreSQL serves in production; SQLite serializes writers anyway.
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        skip_or_fail("needs TEST_DATABASE_URL pointing at PostgreSQL")
-    return database_url
 
 
 @pytest.fixture
