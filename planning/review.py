@@ -297,7 +297,7 @@ def _tactics_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) 
     )
     return (
         select(
-            cast(literal(TACTICS_WITHOUT_STRATEGY), String).label("rule"),
+            cast(literal(TACTICS_WITHOUT_STRATEGY), String).label("rule"),  # typed: see _insert_findings
             case((has_active_strategy, literal(UNLINKED)), else_=literal(NO_STRATEGY)).label("reason"),
             uncovered.c.account_id.label("account_id"),
             Account.owner_id.label("owner_id"),
@@ -337,7 +337,7 @@ def _stale_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) ->
     overdue = and_(Strategy.review_date.is_not(None), Strategy.review_date < parameters.as_of)
     return (
         select(
-            cast(literal(STALE_STRATEGY), String).label("rule"),
+            cast(literal(STALE_STRATEGY), String).label("rule"),  # typed: see _insert_findings
             case((overdue, literal(REVIEW_OVERDUE)), else_=literal(NO_RECENT_ACTIVITY)).label("reason"),
             Strategy.account_id.label("account_id"),
             Account.owner_id.label("owner_id"),
@@ -364,7 +364,10 @@ def _insert_findings(
     Each rule yields the finding's columns plus `key`, what makes it the same finding from one review
     to the next: the account for the tactics rule, the strategy for the stale rule. What fires is joined
     once to the previous review's open findings: a match is persisting, no match is new, and a previous
-    open finding left without a match is copied as resolved, with the figures it had.
+    open finding left without a match is copied as resolved, with the figures it had. The rule names
+    written as literals and the previous review's computed key are cast to their types: untyped, they
+    were left out of the automatic indexes SQLite builds for these joins, and each finding scanned half
+    the previous review (measured at a million activities: 6 s instead of 0.4 s).
     """
     fired = union_all(_tactics_fired(parameters, as_json), _stale_fired(parameters, as_json)).cte("fired")
     review = literal(review_id).label("review_id")
@@ -394,7 +397,6 @@ def _insert_findings(
                 before.account_id,
                 before.owner_id,
                 before.strategy_id,
-                # Typed, so that SQLite can index it for the joins below.
                 cast(
                     case(
                         (before.rule == TACTICS_WITHOUT_STRATEGY, before.account_id), else_=before.strategy_id
