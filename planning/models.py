@@ -431,6 +431,8 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "findings"
     __table_args__ = (
         Index("ix_findings_review_owner", "review_id", "owner_id"),
+        # The write-back looks findings up by account within one review (migration 0008).
+        Index("ix_findings_review_account", "review_id", "account_id"),
         CheckConstraint("rule IN ('tactics_without_strategy', 'stale_strategy')", name="finding_rule"),
         CheckConstraint("status IN ('new', 'persisting', 'resolved')", name="finding_status"),
     )
@@ -444,7 +446,7 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     # written by the review from those very rows in its own transaction, and nothing deletes accounts,
     # users or strategies (a record removed in the CRM is marked deleted). On PostgreSQL each key check
     # locked the referenced row and cost the review as much as the rule itself.
-    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    account_id: Mapped[int] = mapped_column(Integer)
     owner_id: Mapped[int | None] = mapped_column(Integer)
     strategy_id: Mapped[int | None] = mapped_column(Integer)
     uncovered: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
