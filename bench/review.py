@@ -11,10 +11,12 @@ At each size it times `run_review` (queries, findings written, committed) agains
   strategies past their review date or with no linked activity in 60 days, probed the way the review
   probes them). The review computes both rules; this measures what it adds to them (figures, reasons,
   statuses, resolved findings, writing the findings).
-The three take turns (--repeat rounds, five by default) and the fastest run of each counts: on this kind
-of machine one query's time comes in two modes about 35% apart, and back-to-back runs of one often all
-land in the slow one. It prints the times, the review's ratio to each baseline (target <= 1.5), how the
-review's time grew with tenfold data (target <= 10x), the peak RSS, and ends with one JSON line of figures.
+The three take turns (--repeat rounds, five by default; four times as many at the tenth size, where a
+run takes a few hundredths of a second and a single stall would decide the tenfold figure) and the
+fastest run of each counts: on this kind of machine one query's time comes in two modes about 35% apart,
+and back-to-back runs of one often all land in the slow one. It prints the times, the review's ratio to
+each baseline (target <= 1.5), how the review's time grew with tenfold data (target <= 10x), the peak
+RSS, and ends with one JSON line of figures.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ HISTORY_DAYS = 180
 CHUNK = 20_000
 KINDS = ["call"] * 40 + ["email"] * 30 + ["meeting"] * 12 + ["task"] * 10 + ["note"] * 7 + ["contract"]
 STATUSES = ["active"] * 7 + ["draft", "achieved", "abandoned"]
+SMALL_REPEAT_FACTOR = 4  # more rounds at the tenth size: its runs are short, so noise weighs more
 ACCOUNTS_PER_REP = 25
 REPS_PER_MANAGER = 8
 
@@ -469,7 +472,7 @@ def main() -> None:
                     f"\n{size:,} accounts, {builder.activities:,} activities: "
                     f"built in {time.perf_counter() - started:.1f} s"
                 )
-                figures = measure(options.repeat)
+                figures = measure(options.repeat * (SMALL_REPEAT_FACTOR if size == small else 1))
                 figures.update(accounts=size, activities=builder.activities)
                 results[size] = figures
                 say(
