@@ -87,7 +87,8 @@ def review_command(as_of: date | None, send_digest: bool) -> None:
     try:
         review = run_review_from_config(db.session, config, as_of=as_of)
     except ReviewParameterError as error:
-        raise click.ClickException(f"cannot run the review (check the REVIEW_* settings): {error}") from error
+        # The error names the culprit: a day after today, or a REVIEW_* setting out of range.
+        raise click.ClickException(f"cannot run the review: {error}") from error
     db.session.commit()
     for line in summary_lines(review):
         click.echo(line)

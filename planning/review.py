@@ -182,11 +182,7 @@ def run_review(
         select(Review.id).where(Review.as_of < as_of).order_by(Review.as_of.desc()).limit(1)
     )
     review = _fresh_review(session, parameters)
-    if session.get_bind().dialect.name == "postgresql":
-        # For this transaction only: the statement is costed high enough to trigger JIT compilation, which
-        # then takes longer than running it; and at a million activities the grouped counts outgrow the
-        # default 4 MB of work memory and spill to disk.
-        session.execute(text("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"))
+    tune_transaction(session)
     as_json = _json_text_caster(session)
     # The findings never travel through Python: one INSERT ... SELECT writes them all, in display order.
     session.execute(_insert_findings(parameters, review.id, previous_id, as_json))
@@ -194,14 +190,36 @@ def run_review(
     return review
 
 
+def tune_transaction(session: DbSession) -> None:
+    """Set the database up for the review's statements, for the current transaction only.
+
+    On PostgreSQL: the statements are costed high enough to trigger JIT compilation, which then takes
+    longer than running them; and at a million activities the grouped counts outgrow the default 4 MB of
+    work memory and spill to disk. SQLite needs nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"))
+
+
 def run_review_from_config(
     session: DbSession, config: Mapping[str, Any], as_of: date | None = None
 ) -> Review:
-    """Run the review with the thresholds of the app config; `as_of` defaults to today in REVIEW_TIMEZONE."""
+    """Run the review with the thresholds of the app config; `as_of` defaults to today in REVIEW_TIMEZONE.
+
+    This is how people and the scheduler run it, so it refuses a day after today: such a review would
+    judge activity that has not happened, call every strategy overdue, and become the latest review
+    that everyone is shown.
+    """
     timezone = config.get("REVIEW_TIMEZONE") or "UTC"
+    today = today_in(timezone)
+    if as_of is not None and as_of > today:
+        raise ReviewParameterError(
+            f"as_of {as_of.isoformat()} is after today ({today.isoformat()} in {timezone}); "
+            "a review can only judge what has happened"
+        )
     return run_review(
         session,
-        as_of or today_in(timezone),
+        as_of or today,
         window_days=int(config.get("REVIEW_WINDOW_DAYS", 30)),
         min_activities=int(config.get("REVIEW_MIN_ACTIVITIES", 5)),
         stale_days=int(config.get("REVIEW_STALE_DAYS", 60)),

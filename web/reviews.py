@@ -21,7 +21,7 @@ from planning.findings import (
     visible_findings,
 )
 from planning.models import Finding, Review, Role, User
-from planning.review import RULES, run_review_from_config
+from planning.review import NEW, RESOLVED, RULES, ReviewParameterError, run_review_from_config
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -64,14 +64,24 @@ def run() -> ResponseReturnValue:
     raw = request.form.get("as_of", "").strip()
     try:
         as_of = date.fromisoformat(raw) if raw else None
+    except ValueError:
+        flash(
+            f"No review ran: “{raw[:20]}” is not a day the review can use (write it as YYYY-MM-DD).", "error"
+        )
+        return redirect(url_for("reviews.latest"))
+    try:
         done = run_review_from_config(db.session, current_app.config, as_of=as_of)
-    except ValueError as error:  # a malformed date, or a ReviewParameterError
+    except ReviewParameterError as error:
         db.session.rollback()
         flash(f"No review ran: “{raw[:20]}” is not a day the review can use ({error}).", "error")
         return redirect(url_for("reviews.latest"))
     db.session.commit()
+    # Counted over what this user may see, like the page it leads to.
+    shown = [f for f in visible_findings(db.session, _user(), done) if f.status != RESOLVED]
+    new = sum(1 for finding in shown if finding.status == NEW)
     flash(
-        f"Review as of {done.as_of.isoformat()} done: {len(done.findings)} findings in the whole org.",
+        f"Review as of {done.as_of.isoformat()} done. Open findings on the accounts you see: "
+        f"{len(shown)} ({new} new).",
         "success",
     )
     return redirect(url_for("reviews.review", review_id=done.id))

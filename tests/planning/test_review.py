@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -467,6 +467,20 @@ def test_parameters_come_from_the_config(db):
         "Europe/Paris",
     )
     assert [f.account.name for f in result.findings] == ["Two"]
+
+
+def test_people_and_the_scheduler_may_not_review_a_day_after_today(db):
+    from planning.review import today_in
+
+    config = {"REVIEW_TIMEZONE": "Pacific/Kiritimati"}  # UTC+14: its today is often UTC's tomorrow
+    today = today_in("Pacific/Kiritimati")
+
+    with pytest.raises(
+        ReviewParameterError, match=f"after today \\({today.isoformat()} in Pacific/Kiritimati\\)"
+    ):
+        run_review_from_config(db, config, as_of=today + timedelta(days=1))
+    assert db.scalars(select(Review)).all() == []
+    assert run_review_from_config(db, config, as_of=today).as_of == today
 
 
 @pytest.mark.parametrize(

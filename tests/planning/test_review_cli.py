@@ -66,6 +66,14 @@ def test_a_bad_date_is_a_usage_error_with_a_clear_message(app, db):
     assert db.scalars(select(Review)).all() == []
 
 
+def test_a_day_after_today_is_refused_without_a_traceback(app, db):
+    result = app.test_cli_runner().invoke(args=["review", "--as-of", "2999-01-01"])
+
+    assert result.exit_code == 1
+    assert "cannot run the review: as_of 2999-01-01 is after today" in result.output
+    assert db.scalars(select(Review)).all() == []
+
+
 def test_a_bad_review_setting_is_reported_without_a_traceback(app, db):
     app.config["REVIEW_TIMEZONE"] = "Mars/Olympus"
 

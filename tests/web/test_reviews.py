@@ -134,11 +134,26 @@ def test_managers_run_a_review_from_the_page_and_reps_may_not(db, login_as, org,
     ran = db.scalars(select(Review).where(Review.as_of == date(2026, 11, 7))).one()
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/reviews/{ran.id}")
-    for bad in ("yesterday", "0001-01-01"):
+    for bad, why in (
+        ("yesterday", "write it as YYYY-MM-DD"),
+        ("2026-02-30", "write it as YYYY-MM-DD"),
+        ("0001-01-01", "as_of must be between"),
+        ("2999-01-01", "is after today"),
+    ):
         assert client.post("/reviews/run", data={"as_of": bad}).headers["Location"] == "/reviews"
-        assert f"No review ran: “{bad}” is not a day the review can use" in client.get("/reviews").get_data(
-            as_text=True
-        )
+        page = client.get("/reviews").get_data(as_text=True)
+        assert f"No review ran: “{bad}” is not a day the review can use" in page
+        assert why in page
+    assert db.scalars(select(Review.as_of)).all() == [D, date(2026, 11, 7)]
+
+
+def test_the_message_after_a_run_counts_the_open_findings_the_manager_may_see(db, login_as, org, flagged):
+    client = login_as(org.east)  # Ann's and Amir's manager: Bob's finding is not theirs
+
+    client.post("/reviews/run", data={"as_of": D.isoformat()})
+
+    page = client.get(f"/reviews/{flagged.id}").get_data(as_text=True)
+    assert "Review as of 2026-10-31 done. Open findings on the accounts you see: 2 (2 new)." in page
 
 
 def test_the_page_issues_the_same_number_of_queries_for_few_and_many_findings(db, login_as, org):

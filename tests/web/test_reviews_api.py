@@ -127,6 +127,20 @@ def test_a_run_without_a_date_reviews_today_in_the_review_timezone(app, client, 
     assert ran.get_json()["parameters"]["timezone"] == "Pacific/Kiritimati"
 
 
+def test_a_day_after_today_is_refused_and_the_latest_review_stays(db, client, bearer, org):
+    from planning.review import today_in
+
+    today = today_in("UTC")
+    client.post("/api/reviews", json={"as_of": today.isoformat()}, headers=bearer(org.vp))
+
+    response = client.post("/api/reviews", json={"as_of": "2999-01-01"}, headers=bearer(org.vp))
+
+    assert response.status_code == 422
+    assert "2999-01-01 is after today" in response.get_json()["error"]["message"]
+    latest = client.get("/api/reviews/latest", headers=bearer(org.vp)).get_json()
+    assert latest["as_of"] == today.isoformat()
+
+
 def test_reps_may_not_run_a_review(client, bearer, org):
     response = client.post("/api/reviews", json={}, headers=bearer(org.ann))
 
