@@ -45,6 +45,11 @@ def create_user(session: DbSession, email: str, name: str, role: Role, manager: 
         raise UserInvalid(f"{email!r} does not look like an email address.")
     if find_user_by_email(session, email) is not None:
         raise UserInvalid(f"A user with the email {email!r} already exists.")
+    if manager is not None and manager.role == Role.REP:
+        raise UserInvalid(
+            f"{manager.email} is a rep; a person's manager must be a manager or an admin "
+            "(change their role first)."
+        )
     user = User(email=email, name=name.strip(), role=role, manager=manager)
     session.add(user)
     session.flush()

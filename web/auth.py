@@ -234,7 +234,14 @@ def _load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
 def _load_user_from_request(incoming: Request) -> User | None:
+    # Tokens are for the JSON API only: the pages take a signed-in session, with its CSRF protection.
+    if not _is_api(incoming.path):
+        return None
     scheme, _, token = incoming.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
@@ -242,7 +249,7 @@ def _load_user_from_request(incoming: Request) -> User | None:
 
 
 def _unauthorized() -> ResponseReturnValue:
-    if request.path == "/api" or request.path.startswith("/api/"):
+    if _is_api(request.path):
         from web.api import error_body
 
         body = error_body(401, "Sign in, or send Authorization: Bearer <token>.")

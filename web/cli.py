@@ -65,6 +65,11 @@ def create_command(email: str, name: str, role: str, manager_email: str | None) 
     db.session.commit()
     reporting = f", reporting to {manager.email}" if manager else ""
     click.echo(f"Created {user.role.value} {user.name} <{user.email}>{reporting}.")
+    if user.role == Role.MANAGER and manager is None:
+        click.echo(
+            f"{user.name} reports to nobody, so they are a VP: they see every account and get the whole "
+            "org's digest. Give them a manager with --manager if that is not meant."
+        )
 
 
 @users.command("set-password")

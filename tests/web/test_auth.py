@@ -228,6 +228,16 @@ def test_a_valid_bearer_token_authenticates_an_api_call(client, db, org, whoami)
     assert client.get(whoami).status_code == 401
 
 
+def test_a_bearer_token_does_not_sign_in_to_the_pages(client, db, org):
+    token = issue_api_token(db, org.ann)
+
+    response = client.get("/accounts", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+    assert client.get("/api/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
 @pytest.mark.parametrize("header", ["Bearer not-a-real-token", "Bearer ", "Basic YW5uOnB3", None])
 def test_a_missing_or_bad_bearer_token_gets_a_json_401(client, db, org, whoami, header):
     issue_api_token(db, org.ann)

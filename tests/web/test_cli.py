@@ -36,6 +36,37 @@ def test_users_create_refuses_a_taken_email_and_an_unknown_manager(runner, db, o
     assert db.scalar(select(User).where(User.email == "new@example.com")) is None
 
 
+def test_users_create_refuses_a_rep_as_manager(runner, db, org):
+    result = runner.invoke(
+        args=["users", "create", "new@example.com", "--name", "N", "--manager", "ann@example.com"]
+    )
+
+    assert result.exit_code == 1
+    assert "ann@example.com is a rep; a person's manager must be a manager or an admin" in result.output
+    assert db.scalar(select(User).where(User.email == "new@example.com")) is None
+
+
+def test_users_create_says_when_a_manager_without_a_manager_becomes_a_vp(runner, org):
+    vp = runner.invoke(args=["users", "create", "top@example.com", "--name", "Tia Top", "--role", "manager"])
+    managed = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "mid@example.com",
+            "--name",
+            "Mo Mid",
+            "--role",
+            "manager",
+            "--manager",
+            "vera@example.com",
+        ]
+    )
+
+    assert vp.exit_code == managed.exit_code == 0
+    assert "Tia Top reports to nobody, so they are a VP: they see every account" in vp.output
+    assert "VP" not in managed.output
+
+
 def test_users_create_accepts_only_the_known_roles(runner, org):
     result = runner.invoke(args=["users", "create", "x@example.com", "--name", "X", "--role", "vp"])
     assert result.exit_code == 2
