@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, flash, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -86,6 +86,14 @@ def account(account_id: int) -> ResponseReturnValue:
         "to": request.args.get("to", "").strip()[:10],
         "linked": request.args.get("linked", "") if request.args.get("linked", "") in LINKED_FILTERS else "",
     }
+    for name in ("from", "to"):
+        if timeline_filters[name] and parse_day(timeline_filters[name]) is None:
+            # Say so rather than leave the bad day in the field over a timeline it did not filter.
+            flash(
+                f"“{timeline_filters[name]}” is not a day (YYYY-MM-DD), so the “{name}” filter is off.",
+                "error",
+            )
+            timeline_filters[name] = ""
     return render_template(
         "accounts/account.html",
         detail=get_account_detail(db.session, found),

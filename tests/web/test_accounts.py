@@ -351,6 +351,19 @@ def test_the_timeline_filters_by_kind_time_and_link(db, org):
     assert (entry.strategy_id, entry.strategy_headline) == (strategy.id, f"Strategy {strategy.id}")
 
 
+def test_a_timeline_day_that_is_not_a_date_is_named_and_dropped(client, db, org, login_as):
+    make_activity(db, account=org.ann_account, occurred_at=NOW - timedelta(days=1), subject="Plant tour")
+    login_as(org.ann)
+
+    html = client.get(f"/accounts/{org.ann_account.id}?from=2026-02-30&to=2026-12-31").get_data(as_text=True)
+
+    assert "“2026-02-30” is not a day (YYYY-MM-DD), so the “from” filter is off." in html
+    assert 'value="2026-02-30"' not in html
+    assert 'value="2026-12-31"' in html  # the good day stays, and draws no message
+    assert html.count("filter is off") == 1
+    assert "Plant tour" in html
+
+
 def test_a_crm_link_that_is_not_http_is_never_rendered(client, db, org, login_as):
     org.ann_account.url = "javascript:alert(document.cookie)"
     make_activity(db, account=org.ann_account, occurred_at=NOW, url="data:text/html,<script>x</script>")
