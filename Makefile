@@ -23,7 +23,7 @@ run: setup
 	$(FLASK) demo
 	@echo
 	@echo "StratLink is serving the demo org at http://$(HOST):$(PORT)"
-	@echo "Sign in: open the page and pick any demo user (a rep, a manager, or the VP)."
+	@echo "Sign in: open the page and pick any demo user (a rep, a manager, the VP or the admin)."
 	@echo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
