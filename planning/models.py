@@ -315,6 +315,11 @@ class Strategy(db.Model):  # type: ignore[name-defined,misc]
     # Set only for strategies that came from an import file, so a re-import updates in place.
     source: Mapped[str | None] = mapped_column(String(16))
     external_id: Mapped[str | None] = mapped_column(String(64))
+    # The record as the import last brought it (its fields, account and author ids, activity_ids), so
+    # that a re-import applies only what changed in the import since and leaves people's edits alone
+    # (migration 0009). None for strategies written in StratLink, and for those imported before 0009
+    # until their next re-import.
+    last_import: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     account: Mapped[Account] = relationship()
     author: Mapped[User | None] = relationship()
