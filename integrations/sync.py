@@ -74,6 +74,8 @@ LOOKUP_CHUNK = 5000
 # Amounts are Numeric(18, 2): anything at or above this does not fit.
 MONEY_LIMIT = Decimal(10) ** 16
 CENT = Decimal("0.01")
+# A run's notes name this many strategy fields kept against a changed import, then count the rest.
+KEPT_LOCAL_SHOWN = 20
 
 _Item = TypeVar("_Item")
 
@@ -308,6 +310,8 @@ class _Engine:
         self._users_without_role: set[str] = set()
         # CRM ids of the users read in this run: only their records may clear a manager or report errors.
         self._users_seen: set[str] = set()
+        # "<strategy's CRM id> <field>" of each field changed both in StratLink and in the import: kept.
+        self._kept_local: list[str] = []
 
     # The run -------------------------------------------------------------------------------------
 
@@ -392,6 +396,13 @@ class _Engine:
     def _notes(self) -> str | None:
         report = getattr(self.source, "report", None)
         notes = list(getattr(report, "notes", None) or [])
+        if self._kept_local:
+            shown = ", ".join(self._kept_local[:KEPT_LOCAL_SHOWN])
+            more = len(self._kept_local) - KEPT_LOCAL_SHOWN
+            notes.append(
+                f"strategies: kept {len(self._kept_local)} field(s) edited in StratLink that the import also"
+                f" changed ({shown}{f' and {more} more' if more > 0 else ''})"
+            )
         return "; ".join(notes)[:2000] or None
 
     def _handler(self, stream: str) -> Callable[[str, Sequence[Record]], None]:
@@ -735,6 +746,12 @@ class _Engine:
     # Strategies (import files and the demo only; CRMs do not hold them) --------------------------
 
     def _write_strategies(self, stream: str, records: Sequence[Record]) -> None:
+        """Create new strategies; apply to existing ones only what changed in the import since its last.
+
+        A re-import is a three-way update against the strategy's `last_import`: see `_update_strategy`
+        for the fields and `_apply_links` for the links. A record equal to its last import touches
+        nothing, whatever people did to the strategy since.
+        """
         strategies = self._valid(stream, records, StrategyRecord)
         latest = {record.external_id: record for record in strategies}
         self.tally.unchanged += len(strategies) - len(latest)
@@ -754,7 +771,10 @@ class _Engine:
         if current_links:
             for found in session.scalars(select(Link).where(Link.strategy_id.in_(list(current_links)))):
                 current_links[found.strategy_id][found.activity_id] = found
+        # The activities the records list, and those their last imports listed (which may be unlinked).
         activity_ids = {key for record in latest.values() for key in record.activity_external_ids}
+        for stored in existing.values():
+            activity_ids.update((stored.last_import or {}).get("activity_ids", ()))
         activities: dict[str, tuple[int, int]] = {}
         for chunk in _chunks(sorted(activity_ids), LOOKUP_CHUNK):
             statement = stored_rows(
@@ -779,14 +799,24 @@ class _Engine:
             except RecordInvalid as error:
                 self._error(stream, record.external_id, error.field, error.message)
                 continue
+            incoming = _imported(record)
             strategy = existing.get(record.external_id)
             if strategy is None:
                 strategy = self._create_strategy(record, account_id, author_id)
-                self._replace_links(stream, record, strategy, links)
+                _, remembered = self._apply_links(stream, record, strategy, links, before=[])
+                strategy.last_import = {**incoming, "activity_ids": remembered}
                 self.tally.inserted += 1
                 continue
-            changed = self._update_strategy(record, strategy, account_id, author_id)
-            if self._replace_links(stream, record, strategy, links) or changed:
+            if strategy.last_import == incoming:
+                self.tally.unchanged += 1
+                continue
+            before = strategy.last_import or _assumed_last_import(strategy, incoming)
+            changed = self._update_strategy(record, strategy, account_id, author_id, incoming, before)
+            relinked, remembered = self._apply_links(
+                stream, record, strategy, links, before=before["activity_ids"]
+            )
+            strategy.last_import = {**incoming, "activity_ids": remembered}
+            if changed or relinked:
                 self.tally.updated += 1
             else:
                 self.tally.unchanged += 1
@@ -812,20 +842,41 @@ class _Engine:
         return strategy
 
     def _update_strategy(
-        self, record: StrategyRecord, strategy: Strategy, account_id: int, author_id: int | None
+        self,
+        record: StrategyRecord,
+        strategy: Strategy,
+        account_id: int,
+        author_id: int | None,
+        incoming: dict[str, Any],
+        before: dict[str, Any],
     ) -> bool:
-        """Apply a re-imported record; a change to the text, dates or status makes a new version."""
-        values = _strategy_values(record)
-        changed = [name for name, value in values.items() if getattr(strategy, name) != value]
+        """Apply the fields whose value in the import changed since `before`; return whether any did.
+
+        A field whose import value is the same as last time is left as people left it. A field the
+        import changed takes the new value when the strategy still holds the import's previous one;
+        when people changed it too, their value stays and the run's notes name the field. Applied
+        changes make a new version whose revision has no author: the import wrote it, not a person.
+        The account and the author follow the record (people cannot change them in StratLink).
+        """
+        stored = strategy_snapshot(strategy)
+        changed = []
+        for name in IMPORTED_FIELDS:
+            if incoming[name] == before[name] or incoming[name] == stored[name]:
+                continue
+            if stored[name] == before[name]:
+                changed.append(name)
+            else:
+                self._kept_local.append(f"{record.external_id} {name}")
         moved = strategy.account_id != account_id or strategy.author_id != author_id
         strategy.account_id = account_id
         strategy.author_id = author_id
         if changed:
+            values = _strategy_values(record)
             for name in changed:
                 setattr(strategy, name, values[name])
             strategy.version += 1
             strategy.updated_at = self.now
-            self._add_revision(strategy, changed, strategy_snapshot(strategy), author_id)
+            self._add_revision(strategy, changed, strategy_snapshot(strategy), None)
         return bool(changed) or moved
 
     def _add_revision(
@@ -842,32 +893,52 @@ class _Engine:
             )
         )
 
-    def _replace_links(
-        self, stream: str, record: StrategyRecord, strategy: Strategy, links: _LinkIndex
-    ) -> bool:
-        """Make the strategy's links exactly the record's activities; return whether anything changed."""
-        wanted: set[int] = set()
-        for activity_external_id in dict.fromkeys(record.activity_external_ids):
-            found = links.activities.get(activity_external_id)
-            if found is None:
-                message = f"unknown activity {activity_external_id!r}"
-            elif found[1] != strategy.account_id:
-                message = f"activity {activity_external_id!r} belongs to another account"
-            elif links.serving.get(found[0], strategy.id) != strategy.id:
-                message = f"activity {activity_external_id!r} already serves another strategy"
-            else:
-                wanted.add(found[0])
-                continue
-            self._error(stream, record.external_id, "activity_ids", message)
+    def _apply_links(
+        self, stream: str, record: StrategyRecord, strategy: Strategy, links: _LinkIndex, *, before: list[str]
+    ) -> tuple[bool, list[str]]:
+        """Apply what changed in the record's activity_ids since `before`, the last import's.
+
+        Link the activities the record lists and `before` did not; unlink those `before` listed and the
+        record no longer does, if the strategy still holds them. Every other link stays as people left it.
+
+        Return whether any link changed, and the activity ids to remember as imported: all the record
+        lists except those that could not be linked for want of the activity (unknown, or on another
+        account), so those are tried, and reported, again next time. An activity that already serves
+        another strategy stays there: reported once, not on every sync.
+        """
+        listed = list(dict.fromkeys(record.activity_external_ids))
+        remembered = set(listed)
+        before_set = set(before)
         current = links.current.setdefault(strategy.id, {})
-        dropped = [activity_id for activity_id in current if activity_id not in wanted]
+        dropped = []
+        for activity_external_id in sorted(before_set - remembered):
+            found = links.activities.get(activity_external_id)
+            if found is not None and found[0] in current:
+                dropped.append(found[0])
         for activity_id in dropped:
             self.session.delete(current.pop(activity_id))
             links.serving.pop(activity_id, None)
         if dropped:
             # Deletes must reach the database before another strategy may take these activities.
             self.session.flush()
-        added = [activity_id for activity_id in wanted if activity_id not in current]
+        added = []
+        for activity_external_id in listed:
+            if activity_external_id in before_set:
+                continue
+            found = links.activities.get(activity_external_id)
+            if found is None:
+                message = f"unknown activity {activity_external_id!r}"
+                remembered.discard(activity_external_id)
+            elif found[1] != strategy.account_id:
+                message = f"activity {activity_external_id!r} belongs to another account"
+                remembered.discard(activity_external_id)
+            elif links.serving.get(found[0], strategy.id) != strategy.id:
+                message = f"activity {activity_external_id!r} already serves another strategy"
+            else:
+                if found[0] not in current:
+                    added.append(found[0])
+                continue
+            self._error(stream, record.external_id, "activity_ids", message)
         for activity_id in added:
             new_link = Link(
                 activity_id=activity_id,
@@ -878,7 +949,7 @@ class _Engine:
             self.session.add(new_link)
             current[activity_id] = new_link
             links.serving[activity_id] = strategy.id
-        return bool(dropped or added)
+        return bool(dropped or added), sorted(remembered)
 
 
 @dataclass
@@ -888,6 +959,18 @@ class _LinkIndex:
     activities: dict[str, tuple[int, int]]  # CRM id -> (activity id, account id)
     serving: dict[int, int]  # activity id -> the strategy it serves
     current: dict[int, dict[int, Link]]  # strategy id -> its links by activity id
+
+
+# The strategy fields an import writes (the opportunity is chosen in StratLink only).
+IMPORTED_FIELDS = (
+    "objective",
+    "customer_view",
+    "approach",
+    "success_measure",
+    "target_date",
+    "review_date",
+    "status",
+)
 
 
 def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
@@ -900,6 +983,32 @@ def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
         "review_date": record.review_date,
         "status": StrategyStatus(record.status),
     }
+
+
+def _imported(record: StrategyRecord) -> dict[str, Any]:
+    """The record as a strategy's `last_import` keeps it: JSON values, the activity ids sorted."""
+    snapshot = strategy_snapshot(_strategy_values(record))
+    return {
+        **{name: snapshot[name] for name in IMPORTED_FIELDS},
+        "account_id": record.account_external_id,
+        "author_id": record.author_external_id,
+        "activity_ids": sorted(set(record.activity_external_ids)),
+    }
+
+
+def _assumed_last_import(strategy: Strategy, incoming: dict[str, Any]) -> dict[str, Any]:
+    """What to take as the last import of a strategy imported before migration 0009 kept it.
+
+    Links do not say whether the import or a person made them, so the record's activity_ids are taken
+    as the last import's: no link changes. At version 1 nobody has saved the strategy since the import
+    created it, so its fields are that import's and the record's changes apply. At a later version a
+    person may have edited any field (earlier re-imports' versions look the same), so the record is
+    taken as the last import and every stored value stays.
+    """
+    if strategy.version != 1:
+        return dict(incoming)
+    stored = strategy_snapshot(strategy)
+    return {**incoming, **{name: stored[name] for name in IMPORTED_FIELDS}}
 
 
 class _BulkRows:

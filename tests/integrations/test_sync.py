@@ -23,6 +23,7 @@ from integrations.base import (
     StrategyRecord,
     UserRecord,
 )
+from integrations.demo import DemoSource
 from integrations.sync import (
     MAX_STORED_ERRORS,
     SYNC_GC_THRESHOLD,
@@ -32,6 +33,7 @@ from integrations.sync import (
     run_sync,
     upsert_statement,
 )
+from planning.links import link_activities, unlink_activities
 from planning.models import (
     Account,
     Activity,
@@ -45,6 +47,8 @@ from planning.models import (
     User,
     UserIdentity,
 )
+from planning.strategies import create_strategy, update_strategy
+from planning.users import issue_api_token
 from tests.factories import make_user, utc
 from tests.integrations.conftest import MemorySource, memory_source
 
@@ -53,6 +57,7 @@ MANAGER = UserRecord("U2", "mo@example.com", "Mo Manager", role="manager", manag
 VP = UserRecord("U1", "vera@example.com", "Vera VP", role="manager")
 ACME = AccountRecord("A1", "Acme Corp", owner_external_id="U3", industry="Manufacturing")
 GLOBEX = AccountRecord("A2", "Globex", owner_external_id="U3", annual_revenue=Decimal("12000000"))
+DEMO_DAY = date(2026, 11, 24)
 DEAL = OpportunityRecord(
     "O1", "A1", "Acme expansion", owner_external_id="U3", stage="Proposal", amount=Decimal(50000),
     close_date=date(2026, 12, 15),
@@ -685,6 +690,185 @@ def test_strategy_references_that_do_not_resolve_are_reported(db):
     ]
     assert db.scalars(select(Strategy.external_id)).all() == ["S3"]
     assert db.scalars(select(Activity.external_id).join(Link)).all() == ["T1"]
+
+
+# Re-imports are three-way: the import changes only what changed in it since its last import --------
+
+
+def rita(db) -> User:
+    return db.scalars(select(User).where(User.email == "rita@example.com")).one()
+
+
+def imported(db) -> Strategy:
+    return db.scalars(select(Strategy).where(Strategy.external_id == "S1")).one()
+
+
+def activity(db, external_id: str) -> Activity:
+    return db.scalars(select(Activity).where(Activity.external_id == external_id)).one()
+
+
+def edit(db, strategy: Strategy, **fields: object) -> None:
+    """Save `fields` as Rita does in StratLink (the same function the page and the API call)."""
+    update_strategy(db, rita(db), strategy, fields, version=strategy.version)
+    db.commit()
+
+
+def test_an_unchanged_reimport_keeps_local_edits_and_local_link_changes(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    strategy = imported(db)
+    edit(db, strategy, success_measure="EDITED")
+    unlink_activities(db, rita(db), strategy, [activity(db, "T1").id])
+    link_activities(db, rita(db), strategy, [activity(db, "T3").id])
+    db.commit()
+
+    run = run_sync(db, org(activities=activities, strategies=[PLAN]))
+
+    # The record is the same as last time: the strategy counts as unchanged and keeps what Rita did.
+    assert (run.status, run.updated, run.failed) == ("succeeded", 0, 0)
+    strategy = imported(db)
+    assert (strategy.success_measure, strategy.version) == ("EDITED", 2)
+    assert [revision.author_id for revision in strategy.revisions] == [rita(db).id, rita(db).id]
+    assert linked(db) == {"T2": "S1", "T3": "S1"}
+
+
+def test_a_field_changed_in_the_import_updates_that_field_only_as_a_revision_by_the_import(db):
+    activities = [call("T1"), call("T2")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    edit(db, imported(db), success_measure="EDITED")
+    changed = dataclasses.replace(PLAN, approach="Go to the COO now")
+
+    run = run_sync(db, org(activities=activities, strategies=[changed]))
+
+    assert (run.status, run.updated) == ("succeeded", 1)
+    strategy = imported(db)
+    assert (strategy.approach, strategy.success_measure, strategy.version) == (
+        "Go to the COO now", "EDITED", 3
+    )  # fmt: skip
+    revision = strategy.revisions[-1]
+    # Written by the import, not by Rita: no author.
+    assert (revision.version, revision.changed_fields, revision.author_id) == (3, ["approach"], None)
+    assert (revision.snapshot["approach"], revision.snapshot["success_measure"]) == (
+        "Go to the COO now", "EDITED"
+    )  # fmt: skip
+
+
+def test_a_field_changed_on_both_sides_keeps_the_local_edit_and_notes_it_once(db):
+    activities = [call("T1"), call("T2")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    edit(db, imported(db), success_measure="EDITED")
+    changed = dataclasses.replace(PLAN, success_measure="Second shift live by June")
+
+    run = run_sync(db, org(activities=activities, strategies=[changed]))
+
+    # The edit made in StratLink stays; the run is not a failure, and its notes name the field.
+    assert (run.status, run.updated, run.failed) == ("succeeded", 0, 0)
+    assert run.message == (
+        "strategies: kept 1 field(s) edited in StratLink that the import also changed (S1 success_measure)"
+    )
+    assert (imported(db).success_measure, imported(db).version) == ("EDITED", 2)
+    again = run_sync(db, org(activities=activities, strategies=[changed]))
+    assert (again.message, imported(db).success_measure) == (None, "EDITED")
+
+
+def test_changed_activity_ids_add_and_drop_only_the_imports_own_links(db):
+    activities = [call("T1"), call("T2"), call("T3"), call("T4")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))  # links T1 and T2
+    strategy = imported(db)
+    unlink_activities(db, rita(db), strategy, [activity(db, "T1").id])
+    link_activities(db, rita(db), strategy, [activity(db, "T3").id])
+    db.commit()
+    changed = dataclasses.replace(PLAN, activity_external_ids=("T1", "T4"))
+
+    run = run_sync(db, org(activities=activities, strategies=[changed]))
+
+    # T2, no longer listed, was the import's and goes; T4 is new and comes; T1 (listed both times) stays
+    # unlinked as Rita left it; T3, linked by Rita, stays.
+    assert (run.status, run.updated) == ("succeeded", 1)
+    assert linked(db) == {"T3": "S1", "T4": "S1"}
+
+
+def test_moving_an_imported_link_to_another_strategy_does_not_fail_later_syncs(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    own = create_strategy(db, rita(db), imported(db).account, {"objective": "Rita's own plan"})
+    link_activities(db, rita(db), own, [activity(db, "T2").id], move=True)
+    db.commit()
+
+    runs = [run_sync(db, org(activities=activities, strategies=[PLAN])) for _ in range(2)]
+
+    assert [(run.status, run.failed, run.errors) for run in runs] == [("succeeded", 0, [])] * 2
+    assert activity(db, "T2").link.strategy_id == own.id
+    assert activity(db, "T1").link.strategy_id == imported(db).id
+
+
+def test_a_newly_listed_activity_a_person_filed_elsewhere_stays_there_reported_once(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    own = create_strategy(db, rita(db), imported(db).account, {"objective": "Rita's own plan"})
+    link_activities(db, rita(db), own, [activity(db, "T3").id])
+    db.commit()
+    changed = dataclasses.replace(PLAN, activity_external_ids=("T1", "T2", "T3"))
+
+    first = run_sync(db, org(activities=activities, strategies=[changed]))
+    second = run_sync(db, org(activities=activities, strategies=[changed]))
+
+    assert [(e["external_id"], e["message"]) for e in first.errors] == [
+        ("S1", "activity 'T3' already serves another strategy")
+    ]
+    assert (second.status, second.failed) == ("succeeded", 0)
+    assert activity(db, "T3").link.strategy_id == own.id
+
+
+def test_the_first_reimport_of_a_strategy_imported_before_0009_keeps_its_local_edits(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    edit(db, imported(db), success_measure="EDITED")
+    unlink_activities(db, rita(db), imported(db), [activity(db, "T1").id])
+    imported(db).last_import = None  # as the rows stored before migration 0009 are
+    db.commit()
+    changed = dataclasses.replace(PLAN, success_measure="Second shift live by June")
+
+    run_sync(db, org(activities=activities, strategies=[changed]))
+
+    # Saved since its import (version 2), so every stored value stays; its links stay as they are.
+    assert (imported(db).success_measure, imported(db).version) == ("EDITED", 2)
+    assert linked(db) == {"T2": "S1"}
+    # From then on it is a three-way update like any other.
+    run_sync(db, org(activities=activities, strategies=[dataclasses.replace(changed, approach="COO now")]))
+    assert (imported(db).approach, imported(db).success_measure) == ("COO now", "EDITED")
+
+
+def test_a_demo_resync_leaves_a_users_edit_and_unlink_and_moves_only_the_demo_dates(db, client):
+    run_sync(db, DemoSource(accounts=30, today=DEMO_DAY))
+    strategy = db.scalars(
+        select(Strategy).join(Link).where(Strategy.review_date.is_not(None)).order_by(Strategy.id).limit(1)
+    ).one()
+    unlinked = strategy.links[0].activity_id
+    api = {"Authorization": f"Bearer {issue_api_token(db, strategy.account.owner)}"}
+    db.commit()
+    patched = client.patch(
+        f"/api/strategies/{strategy.id}", json={"version": 1, "success_measure": "EDITED"}, headers=api
+    )
+    removed = client.delete(
+        f"/api/strategies/{strategy.id}/links", json={"activity_ids": [unlinked]}, headers=api
+    )
+    assert (patched.status_code, removed.status_code) == (200, 200)
+    review_date = strategy.review_date
+
+    # The scheduler's next sync the same day, then the next day's (the demo's dates move with the day).
+    same_day = run_sync(db, DemoSource(accounts=30, today=DEMO_DAY))
+    next_day = run_sync(db, DemoSource(accounts=30, today=DEMO_DAY + timedelta(days=1)))
+
+    assert (same_day.status, same_day.updated, next_day.status) == ("succeeded", 0, "succeeded")
+    db.expire_all()
+    strategy = db.get(Strategy, strategy.id)
+    assert strategy.success_measure == "EDITED"
+    assert strategy.review_date == review_date + timedelta(days=1)
+    assert unlinked not in {link.activity_id for link in strategy.links}
+    assert [(revision.version, revision.author_id) for revision in strategy.revisions] == [
+        (1, strategy.author_id), (2, strategy.account.owner_id), (3, None)
+    ]  # fmt: skip
 
 
 def test_a_bulk_statement_converts_values_as_the_orm_would_and_upserts(db):
