@@ -962,15 +962,7 @@ class _LinkIndex:
 
 
 # The strategy fields an import writes (the opportunity is chosen in StratLink only).
-IMPORTED_FIELDS = (
-    "objective",
-    "customer_view",
-    "approach",
-    "success_measure",
-    "target_date",
-    "review_date",
-    "status",
-)
+IMPORTED_FIELDS = tuple(name for name in STRATEGY_FIELDS if name != "opportunity_id")
 
 
 def _strategy_values(record: StrategyRecord) -> dict[str, Any]:
