@@ -303,6 +303,20 @@ def test_the_account_page_shows_header_opportunities_strategies_and_timeline(cli
     assert f'href="#strategy-{strategy.id}"' in html
 
 
+def test_the_account_figures_say_activity_for_one_and_activities_for_more(client, db, org, login_as):
+    account = org.ann_account
+    make_activity(db, account=account, occurred_at=NOW - timedelta(days=1))
+    login_as(org.ann)
+
+    def label() -> str:
+        html = client.get(f"/accounts/{account.id}").get_data(as_text=True)
+        return re.search(r'figure-label">([^<]*in the last 30 days)<', html).group(1)
+
+    assert label() == "activity in the last 30 days"
+    make_activity(db, account=account, occurred_at=NOW - timedelta(days=2))
+    assert label() == "activities in the last 30 days"
+
+
 def test_the_dialogue_ratio_counts_inbound_and_outbound_over_90_days(db, org):
     account = org.ann_account
     for days, direction in [
