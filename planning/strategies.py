@@ -267,6 +267,14 @@ def strategy_snapshot(values: Mapping[str, Any] | Strategy) -> dict[str, Any]:
     return snapshot
 
 
+def _comparable(name: str, value: Any) -> Any:
+    """Return the value as saves compare it: a browser sends a textarea's lines back ending in CRLF
+    whatever was stored, which is no change."""
+    if name in TEXT_FIELDS:
+        return (value or "").replace("\r\n", "\n").strip()
+    return value
+
+
 def _check_tactics(before: Mapping[str, Any] | None, after: Mapping[str, Any], activate_anyway: bool) -> None:
     activating = after.get("status") == StrategyStatus.ACTIVE and (
         before is None or before.get("status") != StrategyStatus.ACTIVE
@@ -340,9 +348,12 @@ def update_strategy(
 
     before = current_values(strategy)
     _, after = _checked(session, strategy.account, fields, before)
-    changed = [name for name in STRATEGY_FIELDS if after[name] != before[name]]
+    changed = [
+        name for name in STRATEGY_FIELDS if _comparable(name, after[name]) != _comparable(name, before[name])
+    ]
     if not changed:
         return strategy
+    after = {name: after[name] if name in changed else before[name] for name in STRATEGY_FIELDS}
     _check_tactics(before, after, activate_anyway)
 
     now = utcnow()

@@ -202,7 +202,10 @@ def edit(strategy_id: int) -> ResponseReturnValue:
         db.session.rollback()
         return _render_conflict(stale.strategy, values, stale.given_version)
     db.session.commit()
-    flash(_saved_message(strategy), "success")
+    if strategy.version == version:
+        flash(f"No changes to save: the strategy is still at version {version}.", "info")
+    else:
+        flash(_saved_message(strategy), "success")
     return redirect(url_for("strategies.show", strategy_id=strategy.id))
 
 

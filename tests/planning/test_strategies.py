@@ -147,6 +147,19 @@ def test_a_save_that_changes_nothing_keeps_the_version(db: Session, rep, account
     assert len(revisions_of(db, strategy)) == 1
 
 
+def test_text_sent_back_with_crlf_line_ends_is_no_change(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, {**GOOD, "approach": "Line one\nLine two"})
+    db.commit()
+
+    update_strategy(db, rep, strategy, {"approach": "Line one\r\nLine two"}, version=1)
+    assert strategy.version == 1
+    update_strategy(db, rep, strategy, {"approach": "Line one\r\nLine two", "objective": "New"}, version=1)
+
+    assert strategy.version == 2 and strategy.approach == "Line one\nLine two"
+    newest = revisions_of(db, strategy)[0]
+    assert newest.changed_fields == ["objective"] and newest.snapshot["approach"] == "Line one\nLine two"
+
+
 def test_activating_a_list_of_tactics_needs_confirmation(db: Session, rep, account) -> None:
     tactics = {
         "objective": "Call the CFO and send the proposal",

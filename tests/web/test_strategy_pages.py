@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import create_app
 from extensions import db as _db
-from planning.models import Link, Strategy, StrategyComment, StrategyStatus
+from planning.models import Link, Strategy, StrategyComment, StrategyRevision, StrategyStatus
 from planning.strategies import create_strategy, update_strategy
 from tests.factories import make_activity, make_opportunity, make_strategy
 
@@ -36,6 +37,22 @@ def _strategy(db: Session, org: Any, **fields: Any) -> Strategy:
     strategy = create_strategy(db, org.ann, org.ann_account, {**GOOD, **fields})
     db.commit()
     return strategy
+
+
+def _form_values(html: str) -> dict[str, str]:
+    """The values the strategy form on a page would send, as a browser fills them in."""
+    form = html[html.index('id="strategy-form"') :]
+    form = form[: form.index("</form>")]
+    values = {
+        name: unescape(value)
+        for name, value in re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', form)
+    }
+    for name, text in re.findall(r'<textarea[^>]*name="(\w+)"[^>]*>(.*?)</textarea>', form, re.S):
+        values[name] = unescape(text)
+    for name, options in re.findall(r'<select[^>]*name="(\w+)"[^>]*>(.*?)</select>', form, re.S):
+        selected = re.search(r'<option value="([^"]*)" selected', options)
+        values[name] = unescape(selected.group(1)) if selected else ""
+    return values
 
 
 def _linked_ids(db: Session, strategy: Strategy) -> set[int]:
@@ -162,6 +179,26 @@ def test_a_stale_save_shows_both_texts_and_a_merge_form(
     assert (db.get(Strategy, strategy.id).approach, db.get(Strategy, strategy.id).version) == (
         "Lines 2 and 3 together",
         3,
+    )
+
+
+def test_a_save_that_changes_nothing_says_so_and_makes_no_version(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org)
+    login_as(org.ann)
+    form = _form_values(client.get(f"/strategies/{strategy.id}/edit").get_data(as_text=True))
+
+    response = client.post(f"/strategies/{strategy.id}/edit", data={**form, "action": "save"})
+
+    assert response.status_code == 302
+    page = client.get(response.location).get_data(as_text=True)
+    assert "No changes to save" in page and "Saved version" not in page
+    db.expire_all()
+    assert db.get(Strategy, strategy.id).version == 1
+    assert (
+        len(db.scalars(select(StrategyRevision).where(StrategyRevision.strategy_id == strategy.id)).all())
+        == 1
     )
 
 
