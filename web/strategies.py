@@ -21,7 +21,7 @@ from planning.comments import add_comment, comments_on
 from planning.links import LinkRefused, link_activities, suggest_links, unlink_activities
 from planning.markdown import render_markdown
 from planning.metrics import dashboard_figures
-from planning.models import Account, Strategy, StrategyStatus, User
+from planning.models import Account, Activity, Strategy, StrategyStatus, User
 from planning.strategies import (
     FIELD_LABELS,
     TEXT_FIELDS,
@@ -404,13 +404,23 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
 @bp.post("/strategies/<int:strategy_id>/unlink/<int:activity_id>")
 @login_required
 def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
-    """Unlink one activity from the strategy."""
+    """Unlink one activity from the strategy; an unknown activity is 404, one not linked to it is left."""
     strategy = _strategy_or_abort(strategy_id)
     if not can_edit_account(signed_in_user(), strategy.account):
         abort(403)
-    unlink_activities(db.session, signed_in_user(), strategy, [activity_id])
+    activity = db.session.get(Activity, activity_id) if is_valid_id(activity_id) else None
+    if activity is None:
+        abort(404)
+    result = unlink_activities(db.session, signed_in_user(), strategy, [activity_id])
     db.session.commit()
-    flash("Unlinked the activity.", "success")
+    if result.unlinked:
+        flash("Unlinked the activity.", "success")
+    else:
+        # The subject only of an activity of this account: another account's may be out of scope.
+        same_account = activity.account_id == strategy.account_id and activity.subject
+        name = f"“{activity.subject}”" if same_account else f"activity {activity_id}"
+        elsewhere = " (it serves another strategy)" if activity.link is not None else ""
+        flash(f"Nothing was unlinked: {name} is not linked to this strategy{elsewhere}.", "error")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#linked")
 
 

@@ -264,6 +264,29 @@ def test_ticked_activities_link_to_a_chosen_strategy_and_unlink(
     assert _linked_ids(db, strategy) == {calls[1].id}
 
 
+def test_unlinking_one_activity_says_when_nothing_was_unlinked(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    first = _strategy(db, org, status="draft", objective="first")
+    second = _strategy(db, org, status="draft", objective="second")
+    call = make_activity(db, account=org.ann_account, occurred_at=NOW, subject="Pricing call")
+    db.add(Link(activity_id=call.id, strategy_id=first.id))
+    db.commit()
+    login_as(org.ann)
+
+    elsewhere = client.post(f"/strategies/{second.id}/unlink/{call.id}")
+    assert elsewhere.status_code == 302 and elsewhere.location == f"/strategies/{second.id}#linked"
+    page = client.get(elsewhere.location).get_data(as_text=True)
+    assert "Nothing was unlinked: “Pricing call” is not linked to this strategy (it serves another" in page
+    assert "Unlinked the activity" not in page
+    assert _linked_ids(db, first) == {call.id}
+
+    assert client.post(f"/strategies/{first.id}/unlink/99999999").status_code == 404
+    unlinked = client.post(f"/strategies/{first.id}/unlink/{call.id}", follow_redirects=True)
+    assert "Unlinked the activity." in unlinked.get_data(as_text=True)
+    assert _linked_ids(db, first) == set()
+
+
 def test_the_timeline_filters_by_kind_date_and_link(
     client: FlaskClient, db: Session, org: Any, login_as: Any
 ) -> None:
