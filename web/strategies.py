@@ -18,7 +18,7 @@ from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
 from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
-from planning.links import LinkRefused, link_activities, suggest_links, unlink_activities
+from planning.links import LinkRefused, LinkResult, link_activities, suggest_links, unlink_activities
 from planning.markdown import render_markdown
 from planning.metrics import dashboard_figures
 from planning.models import Account, Activity, Strategy, StrategyStatus, User
@@ -331,6 +331,12 @@ def _activity_ids() -> list[int]:
     return ids
 
 
+LINK_ACTIONS = ("link", "unlink")
+# Where each page that links offers to move an activity that serves another strategy.
+MOVE_FROM_TIMELINE = "tick “Move if linked elsewhere” to move it"
+MOVE_FROM_SUGGESTIONS = "to move it here, tick it on the account's timeline with “Move if linked elsewhere”"
+
+
 @bp.post("/accounts/<int:account_id>/links")
 @login_required
 def link_from_timeline(account_id: int) -> ResponseReturnValue:
@@ -338,6 +344,9 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     account = _account_or_abort(account_id)
     if not can_edit_account(signed_in_user(), account):
         abort(403)
+    action = request.form.get("action", "link")
+    if action not in LINK_ACTIONS:
+        abort(400)
     ids = _activity_ids()
     strategy_id = request.form.get("strategy_id", type=int)
     strategy = db.session.get(Strategy, strategy_id) if is_valid_id(strategy_id) else None
@@ -347,7 +356,6 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     if not ids:
         flash("Tick the activities to link first.", "error")
         return _back_to_account(account)
-    action = request.form.get("action", "link")
     try:
         if action == "unlink":
             result = unlink_activities(db.session, signed_in_user(), strategy, ids)
@@ -356,15 +364,14 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
             result = link_activities(
                 db.session, signed_in_user(), strategy, ids, move=request.form.get("move") == "1"
             )
-            message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
-            if result.moved:
-                message += f" {_count(len(result.moved))} moved from another strategy."
+            message = _linked_message(result)
     except LinkRefused as refused:
         db.session.rollback()
-        flash("Nothing was linked: " + _refusals(refused), "error")
+        flash("Nothing was linked: " + _refusals(refused, MOVE_FROM_TIMELINE) + ".", "error")
         return _back_to_account(account)
     db.session.commit()
-    flash(message, "success")
+    changed = result.linked or result.moved or result.unlinked
+    flash(message, "success" if changed else "info")
     return _back_to_account(account)
 
 
@@ -372,14 +379,31 @@ def _count(number: int) -> str:
     return f"{number} {'activity' if number == 1 else 'activities'}"
 
 
-def _refusals(refused: LinkRefused) -> str:
+def _linked_message(result: LinkResult) -> str:
+    """Say what a link call did: linked, moved, and already linked to this strategy."""
+    already = len(result.unchanged)
+    if not result.linked and not result.moved:
+        if already == 1:
+            return "Nothing changed: that activity was already linked to this strategy."
+        return f"Nothing changed: the {already} activities were already linked to this strategy."
+    message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
+    if result.moved:
+        message += f" {_count(len(result.moved))} moved from another strategy."
+    if already:
+        message += f" {_count(already)} {'was' if already == 1 else 'were'} already linked to it."
+    return message
+
+
+def _refusals(refused: LinkRefused, how_to_move: str) -> str:
     """Say why each activity could not be linked, in words for the flash message."""
-    return "; ".join(_refusal(key, reason) for key, reason in refused.problems.items())
+    return "; ".join(_refusal(key, reason, how_to_move) for key, reason in refused.problems.items())
 
 
-def _refusal(activity_id: int, reason: str) -> str:
+def _refusal(activity_id: int, reason: str, how_to_move: str) -> str:
     if reason.startswith("already serves"):
-        return f"activity {activity_id} already serves another strategy (tick “Move” to move it)"
+        return f"activity {activity_id} already serves another strategy ({how_to_move})"
+    if reason == "no such activity":
+        return f"there is no activity {activity_id}"
     return f"activity {activity_id} {reason}"
 
 
@@ -391,13 +415,16 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
     if not can_edit_account(signed_in_user(), strategy.account):
         abort(403)
     try:
-        link_activities(db.session, signed_in_user(), strategy, [activity_id])
+        result = link_activities(db.session, signed_in_user(), strategy, [activity_id])
     except LinkRefused as refused:
         db.session.rollback()
-        flash("Not linked: " + _refusals(refused), "error")
+        flash("Not linked: " + _refusals(refused, MOVE_FROM_SUGGESTIONS) + ".", "error")
     else:
         db.session.commit()
-        flash("Linked the suggested activity.", "success")
+        if result.linked:
+            flash("Linked the suggested activity.", "success")
+        else:
+            flash("Nothing changed: that activity was already linked to this strategy.", "info")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#suggestions")
 
 

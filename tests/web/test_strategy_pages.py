@@ -264,6 +264,38 @@ def test_ticked_activities_link_to_a_chosen_strategy_and_unlink(
     assert _linked_ids(db, strategy) == {calls[1].id}
 
 
+def test_linking_says_what_it_did_and_refuses_unknown_actions(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org)
+    linked, fresh = (make_activity(db, account=org.ann_account, occurred_at=NOW) for _ in range(2))
+    db.add(Link(activity_id=linked.id, strategy_id=strategy.id))
+    db.commit()
+    login_as(org.ann)
+    path = f"/accounts/{org.ann_account.id}/links"
+
+    again = client.post(
+        path, data={"strategy_id": strategy.id, "activity_ids": [linked.id]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "that activity was already linked to this strategy" in again and "Linked 0" not in again
+    both = client.post(
+        path, data={"strategy_id": strategy.id, "activity_ids": [linked.id, fresh.id]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Linked 1 activity to the strategy. 1 activity was already linked to it." in both
+    unknown = client.post(
+        path, data={"strategy_id": strategy.id, "activity_ids": [99999999]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Nothing was linked: there is no activity 99999999." in unknown
+
+    db.execute(Link.__table__.delete().where(Link.activity_id == fresh.id))
+    db.commit()
+    bogus = client.post(
+        path, data={"strategy_id": strategy.id, "activity_ids": [fresh.id], "action": "bogus"}
+    )
+    assert bogus.status_code == 400
+    assert _linked_ids(db, strategy) == {linked.id}
+
+
 def test_unlinking_one_activity_says_when_nothing_was_unlinked(
     client: FlaskClient, db: Session, org: Any, login_as: Any
 ) -> None:
@@ -337,7 +369,9 @@ def test_linking_refuses_another_accounts_activity_and_moves_only_on_purpose(
     elsewhere = client.post(
         path, data={"strategy_id": second.id, "activity_ids": [mine.id]}, follow_redirects=True
     )
-    assert "already serves another strategy" in elsewhere.get_data(as_text=True)
+    assert "already serves another strategy (tick “Move if linked elsewhere” to move it)" in (
+        elsewhere.get_data(as_text=True)
+    )
     assert _linked_ids(db, first) == {mine.id}
 
     client.post(path, data={"strategy_id": second.id, "activity_ids": [mine.id], "move": "1"})
@@ -381,6 +415,28 @@ def test_a_suggestion_is_accepted_with_one_click(
 
     assert client.post(accept).status_code == 302
     assert _linked_ids(db, strategy) == {suggested.id}
+    again = client.post(accept, follow_redirects=True).get_data(as_text=True)
+    assert "Nothing changed: that activity was already linked to this strategy." in again
+
+
+def test_a_suggestion_linked_elsewhere_meanwhile_says_where_to_move_it(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org)
+    other = _strategy(db, org, status="draft", objective="other")
+    call = make_activity(db, account=org.ann_account, occurred_at=NOW)
+    db.add(Link(activity_id=call.id, strategy_id=other.id))
+    db.commit()
+    login_as(org.ann)
+
+    page = client.post(
+        f"/strategies/{strategy.id}/suggestions/{call.id}/accept", follow_redirects=True
+    ).get_data(as_text=True)
+
+    assert "already serves another strategy" in page
+    assert "tick it on the account&#39;s timeline with “Move if linked elsewhere”" in page
+    assert "tick “Move” to move it" not in page
+    assert _linked_ids(db, other) == {call.id}
 
 
 # --- comments, dashboard, list ----------------------------------------------------------------------
