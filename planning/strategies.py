@@ -382,6 +382,93 @@ def update_strategy(
     return strategy
 
 
+# --- merging a stale edit ---------------------------------------------------------------------------
+
+# What a three-way merge does with one field, comparing the version an edit started from (base), the
+# stored version (theirs) and the edit (mine).
+UNCHANGED = "unchanged"  # neither side changed it
+THEIRS = "theirs"  # only the stored version changed it: the merge keeps their value
+MINE = "mine"  # only the edit changed it: the merge keeps the edit's value
+SAME = "same"  # both changed it to the same value
+CONFLICT = "conflict"  # both changed it, differently: the person merging chooses
+
+
+@dataclass(frozen=True)
+class FieldMerge:
+    """One field of a three-way merge, its three values as revision snapshots hold them."""
+
+    name: str
+    base: Any
+    theirs: Any
+    mine: Any
+    outcome: str
+
+
+def merge_fields(
+    base: Mapping[str, Any] | None, theirs: Mapping[str, Any], mine: Mapping[str, Any]
+) -> list[FieldMerge]:
+    """Merge an edit (`mine`) made from `base` with the stored version (`theirs`), field by field.
+
+    A field only one side changed takes that side's value; a field both changed differently is a
+    conflict. Without a base (its revision is missing), every field where the two differ is a conflict.
+    """
+    merged = []
+    for name in STRATEGY_FIELDS:
+        old, their, my = (
+            None if base is None else _comparable(name, base.get(name)),
+            _comparable(name, theirs.get(name)),
+            _comparable(name, mine.get(name)),
+        )
+        if their == my:
+            outcome = SAME if base is not None and my != old else UNCHANGED
+        elif base is None:
+            outcome = CONFLICT
+        elif my == old:
+            outcome = THEIRS
+        elif their == old:
+            outcome = MINE
+        else:
+            outcome = CONFLICT
+        before = None if base is None else base.get(name)
+        merged.append(FieldMerge(name, before, theirs.get(name), mine.get(name), outcome))
+    return merged
+
+
+@dataclass(frozen=True)
+class StaleEditMerge:
+    """A stale edit merged with the stored version; `base_found` is False when the edit's starting
+    version has no revision, and then every difference is a conflict."""
+
+    fields: list[FieldMerge]
+    base_found: bool
+
+    @property
+    def conflicts(self) -> list[str]:
+        return [item.name for item in self.fields if item.outcome == CONFLICT]
+
+
+def merge_stale_edit(
+    session: DbSession, strategy: Strategy, base_version: int, fields: Mapping[str, Any]
+) -> StaleEditMerge:
+    """Merge `fields`, an edit started from `base_version`, with the strategy as stored now.
+
+    The base is that version's revision snapshot; fields left out of the edit count as unchanged.
+    """
+    base = session.scalars(
+        select(StrategyRevision.snapshot).where(
+            StrategyRevision.strategy_id == strategy.id, StrategyRevision.version == base_version
+        )
+    ).first()
+    cleaned, errors = _parse_fields(session, strategy.account, fields)
+    mine = strategy_snapshot({**current_values(strategy), **cleaned})
+    for name in STRATEGY_FIELDS:
+        if name in errors:  # A value that does not parse is still a change to show.
+            mine[name] = fields[name]
+        elif name not in fields and base is not None:
+            mine[name] = base.get(name)
+    return StaleEditMerge(merge_fields(base, strategy_snapshot(strategy), mine), base is not None)
+
+
 # --- history ----------------------------------------------------------------------------------------
 
 

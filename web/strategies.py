@@ -23,8 +23,13 @@ from planning.markdown import render_markdown
 from planning.metrics import dashboard_figures
 from planning.models import Account, Activity, Strategy, StrategyStatus, User
 from planning.strategies import (
+    CONFLICT,
     FIELD_LABELS,
+    MINE,
+    SAME,
     TEXT_FIELDS,
+    THEIRS,
+    UNCHANGED,
     NotAllowed,
     NotFound,
     ReadsLikeTactics,
@@ -34,6 +39,7 @@ from planning.strategies import (
     compare_versions,
     create_strategy,
     current_values,
+    merge_stale_edit,
     revisions_of,
     strategy_for_viewer,
     update_strategy,
@@ -200,7 +206,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
         return _render_form(account, strategy, values, tactics=warning.check, version=version, status=422)
     except StaleVersion as stale:
         db.session.rollback()
-        return _render_conflict(stale.strategy, values, stale.given_version)
+        return _render_conflict(stale.strategy, values, stale.given_version, _form_fields())
     db.session.commit()
     if strategy.version == version:
         flash(f"No changes to save: the strategy is still at version {version}.", "info")
@@ -218,25 +224,41 @@ def _saved_message(strategy: Strategy) -> str:
     return f"Saved version {strategy.version}."
 
 
-def _render_conflict(current: Strategy, mine: dict[str, Any], my_version: int) -> ResponseReturnValue:
-    """Show both texts side by side, differences marked, and a merge form based on the current version."""
+def _render_conflict(
+    current: Strategy, mine: dict[str, Any], my_version: int, submitted: dict[str, Any]
+) -> ResponseReturnValue:
+    """Show a three-way merge of the edit with the saved version, and a merge form holding it.
+
+    Against the version the edit started from, a field only one side changed takes that side's value;
+    a field both changed differently is a conflict, shown side by side and filled in with the edit's value.
+    """
+    merge = merge_stale_edit(db.session, current, my_version, submitted)
     theirs = _values_for_form(current)
     opportunities = account_opportunities(db.session, current.account_id)
     opportunity_names = {str(item.id): item.name for item in opportunities}
-    fields = []
-    for name in FORM_FIELDS:
-        their_value, my_value = str(theirs.get(name) or ""), str(mine.get(name) or "")
-        if name == "opportunity_id":
-            their_value = opportunity_names.get(their_value, their_value)
-            my_value = opportunity_names.get(my_value, my_value)
+
+    def shown(name: str, value: Any) -> str:
+        text = "" if value is None else str(value)
+        return opportunity_names.get(text, text) if name == "opportunity_id" else text
+
+    fields, merged = [], {}
+    for item in merge.fields:
+        name = item.name
+        merged[name] = theirs[name] if item.outcome in (UNCHANGED, THEIRS) else mine.get(name, "")
+        old, new = {
+            CONFLICT: (theirs[name], mine.get(name)),
+            THEIRS: (item.base, theirs[name]),
+        }.get(item.outcome, (item.base, mine.get(name)))
+        old, new = shown(name, old), shown(name, new)
         fields.append(
             {
                 "name": name,
                 "label": FIELD_LABELS[name],
-                "theirs": their_value,
-                "mine": my_value,
-                "changed": their_value != my_value,
-                "diff": word_diff(their_value, my_value) if name in TEXT_FIELDS else [],
+                "outcome": item.outcome,
+                "old": old,
+                "new": new,
+                "theirs": theirs[name],
+                "diff": word_diff(old, new) if name in TEXT_FIELDS else [],
             }
         )
     latest = revisions_of(db.session, current)
@@ -245,10 +267,12 @@ def _render_conflict(current: Strategy, mine: dict[str, Any], my_version: int) -
             "strategies/conflict.html",
             strategy=current,
             account=current.account,
-            fields=fields,
+            conflicts=[field for field in fields if field["outcome"] == CONFLICT],
+            merged_fields=[field for field in fields if field["outcome"] in (THEIRS, MINE, SAME)],
+            base_found=merge.base_found,
             my_version=my_version,
             latest_revision=latest[0] if latest else None,
-            values=mine,
+            values=merged,
             version=current.version,
             status_choices=STATUS_CHOICES,
             opportunities=opportunities,

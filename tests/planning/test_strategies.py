@@ -9,6 +9,11 @@ from sqlalchemy.orm import Session
 
 from planning.models import Role, StrategyRevision, StrategyStatus
 from planning.strategies import (
+    CONFLICT,
+    MINE,
+    SAME,
+    THEIRS,
+    UNCHANGED,
     NotAllowed,
     NotFound,
     ReadsLikeTactics,
@@ -17,6 +22,8 @@ from planning.strategies import (
     account_for_viewer,
     compare_versions,
     create_strategy,
+    merge_fields,
+    merge_stale_edit,
     revisions_of,
     strategy_for_viewer,
     update_strategy,
@@ -158,6 +165,57 @@ def test_text_sent_back_with_crlf_line_ends_is_no_change(db: Session, rep, accou
     assert strategy.version == 2 and strategy.approach == "Line one\nLine two"
     newest = revisions_of(db, strategy)[0]
     assert newest.changed_fields == ["objective"] and newest.snapshot["approach"] == "Line one\nLine two"
+
+
+def test_a_stale_edit_merges_against_the_version_it_started_from(db: Session, rep, account) -> None:
+    strategy = create_strategy(db, rep, account, {**GOOD, "objective": "line one\nline two"})
+    update_strategy(db, rep, strategy, {"success_measure": "theirs", "approach": "their approach"}, version=1)
+    db.commit()
+    edit = {
+        # Sent back by a browser: the same text with CRLF line ends is no change.
+        "objective": "line one\r\nline two",
+        "customer_view": "mine",
+        "approach": "my approach",
+        "target_date": GOOD["target_date"],
+        "status": "draft",
+    }
+
+    merge = merge_stale_edit(db, strategy, 1, edit)
+
+    outcomes = {item.name: item.outcome for item in merge.fields}
+    assert merge.base_found and merge.conflicts == ["approach"]
+    assert outcomes == {
+        "objective": UNCHANGED,
+        "customer_view": MINE,
+        "approach": CONFLICT,
+        "success_measure": THEIRS,  # left out of the edit: not the edit's change
+        "target_date": UNCHANGED,
+        "review_date": UNCHANGED,
+        "status": UNCHANGED,
+        "opportunity_id": UNCHANGED,
+    }
+    approach = next(item for item in merge.fields if item.name == "approach")
+    assert (approach.base, approach.theirs, approach.mine) == (
+        GOOD["approach"],
+        "their approach",
+        "my approach",
+    )
+
+
+def test_a_merge_sees_the_same_change_on_both_sides_and_without_a_base_every_difference() -> None:
+    base = {"objective": "a", "customer_view": "b", "status": "draft"}
+    theirs = {"objective": "a2", "customer_view": "b", "status": "active"}
+    mine = {"objective": "a2", "customer_view": "b3", "status": "draft"}
+
+    with_base = {item.name: item.outcome for item in merge_fields(base, theirs, mine)}
+    without = {item.name: item.outcome for item in merge_fields(None, theirs, mine)}
+
+    assert (with_base["objective"], with_base["customer_view"], with_base["status"]) == (SAME, MINE, THEIRS)
+    assert (without["objective"], without["customer_view"], without["status"]) == (
+        UNCHANGED,
+        CONFLICT,
+        CONFLICT,
+    )
 
 
 def test_activating_a_list_of_tactics_needs_confirmation(db: Session, rep, account) -> None:

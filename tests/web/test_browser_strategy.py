@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from planning.models import Link, Strategy, StrategyStatus
+from planning.strategies import create_strategy, revisions_of
 from tests.factories import make_activity, make_opportunity
 
 pytestmark = pytest.mark.browser
@@ -20,6 +21,8 @@ SUBJECTS = (
     "Line 2 walkthrough",
     "Follow-up email",
 )
+# Two lines, as the API stores them: a browser sends them back with CRLF.
+OBJECTIVE = "Anvil's planners schedule line 2 in an hour\ninstead of a day"
 # Looks for whoever runs the suite, not artefacts the tests compare.
 SCREENSHOTS = "/tmp/stratlink_strategy_{}.png"  # noqa: S108
 
@@ -106,3 +109,69 @@ def test_select_all_ticks_every_activity_in_view(page: Any, db: Session, org: An
     assert page.get_by_text("2 activities selected").is_visible()
     page.get_by_role("button", name="Link to strategy").click()
     assert page.get_by_text("Linked 2 activities to the strategy.").is_visible()
+
+
+def test_two_tabs_save_the_same_strategy_and_the_merge_keeps_both_changes(
+    page: Any, db: Session, org: Any
+) -> None:
+    strategy = create_strategy(
+        db,
+        org.ann,
+        org.ann_account,
+        {
+            "objective": OBJECTIVE,
+            "customer_view": "Planning takes their lead a whole day",
+            "success_measure": "Line 2 planned in an hour by March",
+        },
+    )
+    db.commit()
+    page.goto("/login")
+    page.get_by_role("button", name="Sign in as Ann Archer, Rep").click()
+    page.wait_for_url("**/accounts")
+    tab_a, tab_b = page, page.context.new_page()
+    for tab in (tab_a, tab_b):
+        tab.goto(f"/strategies/{strategy.id}/edit")
+
+    tab_a.get_by_label("Success measure").fill("Lines 2 and 3 planned in an hour by April")
+    tab_a.get_by_role("button", name="Save strategy").click()
+    tab_a.wait_for_url(f"**/strategies/{strategy.id}")
+    # The browser sends the two-line objective back with CRLF: that is no change.
+    assert revisions_of(db, strategy)[0].changed_fields == ["success_measure"]
+    tab_b.get_by_label("Customer's point of view").fill("Their planning lead loses a day a week")
+    tab_b.get_by_role("button", name="Save strategy").click()
+
+    assert tab_b.get_by_role("heading", name="No conflicts").is_visible()
+    assert (
+        tab_b.get_by_role("textbox", name="Success measure").input_value()
+        == "Lines 2 and 3 planned in an hour by April"
+    )
+    tab_b.get_by_role("button", name="Save the merged version").click()
+    tab_b.wait_for_url(f"**/strategies/{strategy.id}")
+
+    db.expire_all()
+    saved = db.get(Strategy, strategy.id)
+    assert saved.customer_view == "Their planning lead loses a day a week"
+    assert saved.success_measure == "Lines 2 and 3 planned in an hour by April"
+    assert saved.objective.replace("\r\n", "\n") == OBJECTIVE
+
+    # Both tabs change the success measure: a conflict, settled with the saved text.
+    for tab in (tab_a, tab_b):
+        tab.goto(f"/strategies/{strategy.id}/edit")
+    tab_a.get_by_label("Success measure").fill("Every line planned in an hour by May")
+    tab_a.get_by_role("button", name="Save strategy").click()
+    tab_a.wait_for_url(f"**/strategies/{strategy.id}")
+    tab_b.get_by_label("Success measure").fill("Line 2 planned in ten minutes")
+    tab_b.get_by_role("button", name="Save strategy").click()
+    assert tab_b.get_by_role("heading", name="1 field changed on both sides").is_visible()
+    tab_b.screenshot(path=SCREENSHOTS.format("conflict"), full_page=True)
+    assert (
+        tab_b.get_by_role("textbox", name="Success measure").input_value() == "Line 2 planned in ten minutes"
+    )
+    tab_b.get_by_role("button", name="Use the saved success measure in the merge").click()
+    tab_b.get_by_role("button", name="Save the merged version").click()
+    tab_b.wait_for_url(f"**/strategies/{strategy.id}")
+
+    db.expire_all()
+    saved = db.get(Strategy, strategy.id)
+    assert saved.success_measure == "Every line planned in an hour by May"
+    assert saved.customer_view == "Their planning lead loses a day a week"

@@ -182,6 +182,102 @@ def test_a_stale_save_shows_both_texts_and_a_merge_form(
     )
 
 
+def test_the_merge_form_keeps_a_change_only_the_other_person_made(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org, customer_view="cv0", success_measure="sm0")
+    login_as(org.ann)
+    tab_b = _form_values(client.get(f"/strategies/{strategy.id}/edit").get_data(as_text=True))
+    # Tab A saves a new success measure; tab B, still at version 1, edits only the customer's view.
+    update_strategy(db, org.ann, strategy, {"success_measure": "sm by A"}, version=1)
+    db.commit()
+
+    conflict = client.post(
+        f"/strategies/{strategy.id}/edit", data={**tab_b, "customer_view": "cv by B", "action": "save"}
+    )
+
+    html = conflict.get_data(as_text=True)
+    assert conflict.status_code == 409
+    assert "No field was changed both by you and in the saved version" in html
+    assert "their change, kept" in html and "your change, kept" in html
+    merged = _form_values(html)
+    assert (merged["version"], merged["customer_view"], merged["success_measure"]) == (
+        "2",
+        "cv by B",
+        "sm by A",
+    )
+    assert merged["objective"] == GOOD["objective"] and merged["status"] == "active"
+
+    saved = client.post(f"/strategies/{strategy.id}/edit", data={**merged, "action": "save"})
+    assert saved.status_code == 302
+    db.expire_all()
+    stored = db.get(Strategy, strategy.id)
+    assert (stored.version, stored.customer_view, stored.success_measure) == (3, "cv by B", "sm by A")
+
+
+def test_the_conflict_page_names_the_fields_both_sides_changed(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org, customer_view="cv0", success_measure="sm0", status="draft")
+    login_as(org.ann)
+    tab_b = _form_values(client.get(f"/strategies/{strategy.id}/edit").get_data(as_text=True))
+    update_strategy(
+        db,
+        org.admin,
+        strategy,
+        {"success_measure": "sm by the admin", "approach": "Approach by the admin", "status": "active"},
+        version=1,
+    )
+    db.commit()
+
+    conflict = client.post(
+        f"/strategies/{strategy.id}/edit",
+        data={
+            **tab_b,
+            "success_measure": "sm by Ann",
+            "customer_view": "cv by Ann",
+            "status": "active",
+            "action": "save",
+        },
+    )
+
+    html = conflict.get_data(as_text=True)
+    assert conflict.status_code == 409
+    assert "1 field changed on both sides" in html
+    assert "You and the saved version both changed: <strong>Success measure</strong>." in " ".join(
+        html.split()
+    )
+    assert "<del>the admin</del>" in html and "<ins>Ann</ins>" in html
+    assert 'data-field="success_measure" data-value="sm by the admin"' in html
+    merged = _form_values(html)
+    # The conflict holds Ann's text; the rest takes whichever side changed it.
+    assert merged["success_measure"] == "sm by Ann"
+    assert merged["approach"] == "Approach by the admin" and merged["customer_view"] == "cv by Ann"
+    assert merged["status"] == "active"
+
+
+def test_without_the_starting_version_in_the_history_every_difference_is_a_conflict(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    # Made without a first revision: version 1 has no snapshot to merge against.
+    strategy = make_strategy(db, account=org.ann_account, status="draft", success_measure="sm0")
+    update_strategy(db, org.admin, strategy, {"success_measure": "sm by the admin"}, version=1)
+    db.commit()
+    login_as(org.ann)
+
+    conflict = client.post(
+        f"/strategies/{strategy.id}/edit",
+        data={"customer_view": "cv by Ann", "success_measure": "sm0", "version": "1"},
+    )
+
+    html = " ".join(conflict.get_data(as_text=True).split())
+    assert conflict.status_code == 409
+    assert "2 fields to settle" in html and "is not in the history" in html
+    assert "<strong>Customer&#39;s point of view, Success measure</strong>" in html
+    merged = _form_values(conflict.get_data(as_text=True))
+    assert (merged["customer_view"], merged["success_measure"]) == ("cv by Ann", "sm0")
+
+
 def test_a_save_that_changes_nothing_says_so_and_makes_no_version(
     client: FlaskClient, db: Session, org: Any, login_as: Any
 ) -> None:
