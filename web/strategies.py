@@ -467,10 +467,10 @@ def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
     if result.unlinked:
         flash("Unlinked the activity.", "success")
     else:
-        # The subject only of an activity of this account: another account's may be out of scope.
-        same_account = activity.account_id == strategy.account_id and activity.subject
-        name = f"“{activity.subject}”" if same_account else f"activity {activity_id}"
-        elsewhere = " (it serves another strategy)" if activity.link is not None else ""
+        # Say more only of an activity of this account: another account's may be out of scope.
+        same_account = activity.account_id == strategy.account_id
+        name = f"“{activity.subject}”" if same_account and activity.subject else f"activity {activity_id}"
+        elsewhere = " (it serves another strategy)" if same_account and activity.link is not None else ""
         flash(f"Nothing was unlinked: {name} is not linked to this strategy{elsewhere}.", "error")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#linked")
 

@@ -409,6 +409,16 @@ def test_unlinking_one_activity_says_when_nothing_was_unlinked(
     assert "Unlinked the activity" not in page
     assert _linked_ids(db, first) == {call.id}
 
+    # Of another account's activity (perhaps out of the user's scope) it says no more than its id.
+    theirs = make_activity(db, account=org.bob_account, occurred_at=NOW, subject="Bob's secret call")
+    db.add(Link(activity_id=theirs.id, strategy_id=make_strategy(db, account=org.bob_account).id))
+    db.commit()
+    other = client.post(f"/strategies/{first.id}/unlink/{theirs.id}", follow_redirects=True).get_data(
+        as_text=True
+    )
+    assert f"Nothing was unlinked: activity {theirs.id} is not linked to this strategy." in other
+    assert "secret" not in other
+
     assert client.post(f"/strategies/{first.id}/unlink/99999999").status_code == 404
     unlinked = client.post(f"/strategies/{first.id}/unlink/{call.id}", follow_redirects=True)
     assert "Unlinked the activity." in unlinked.get_data(as_text=True)
