@@ -211,6 +211,7 @@ class OrgBuilder:
                 "updated_at": self.end,
                 "source": None,
                 "external_id": None,
+                "last_import": None,
             }
 
     def _activities(
