@@ -22,6 +22,7 @@ from extensions import DbSession
 from planning.access import can_edit_account, can_view_account
 from planning.accounts import is_valid_id
 from planning.models import (
+    COVERING_STATUSES,
     STRATEGY_FIELDS,
     Account,
     Opportunity,
@@ -234,15 +235,21 @@ def _checked(
 
 
 def activation_errors(values: Mapping[str, Any]) -> dict[str, str]:
-    """Return what an active strategy with these values lacks, field by field."""
-    if values.get("status") != StrategyStatus.ACTIVE:
+    """Return what an active or achieved strategy with these values lacks, field by field.
+
+    Both statuses cover the activities linked to them in the review, so both need the substance of a
+    strategy: an empty "achieved" one would otherwise take an account off the review.
+    """
+    status = values.get("status")
+    if status not in COVERING_STATUSES:
         return {}
+    a = "An active" if status == StrategyStatus.ACTIVE else "An achieved"
     errors = {}
     if not values.get("objective"):
-        errors["objective"] = "An active strategy needs an objective: the outcome you want for the customer."
+        errors["objective"] = f"{a} strategy needs an objective: the outcome you want for the customer."
     if not values.get("approach"):
-        errors["approach"] = "An active strategy needs an approach: how you will spend your time and energy."
-    if not values.get("review_date"):
+        errors["approach"] = f"{a} strategy needs an approach: how you will spend your time and energy."
+    if status == StrategyStatus.ACTIVE and not values.get("review_date"):
         errors["review_date"] = "An active strategy needs a review date, so that it gets looked at again."
     return errors
 

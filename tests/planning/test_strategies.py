@@ -76,6 +76,20 @@ def test_activating_needs_an_objective_an_approach_and_a_review_date(db: Session
     assert "outcome" in raised.value.errors["objective"]
 
 
+def test_an_achieved_strategy_needs_an_objective_and_an_approach_but_no_review_date(
+    db: Session, rep, account
+) -> None:
+    # Achieved covers its linked activities in the review, as active does: an empty one must not.
+    draft = create_strategy(db, rep, account, {"customer_view": "They want less downtime"})
+    with pytest.raises(StrategyInvalid) as raised:
+        update_strategy(db, rep, draft, {"status": "achieved"}, version=draft.version)
+
+    assert set(raised.value.errors) == {"objective", "approach"}
+    assert raised.value.errors["objective"].startswith("An achieved strategy needs an objective")
+    done = {"status": "achieved", "objective": "Downtime halved", "approach": "Weekly plant visits"}
+    assert update_strategy(db, rep, draft, done, version=draft.version).status == StrategyStatus.ACHIEVED
+
+
 def test_bad_fields_each_get_their_own_message(db: Session, rep, account) -> None:
     with pytest.raises(StrategyInvalid) as raised:
         create_strategy(
