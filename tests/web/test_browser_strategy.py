@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -63,7 +64,7 @@ def test_a_rep_writes_activates_and_links_a_strategy_and_the_account_stops_needi
     page.get_by_role("button", name="Save strategy").click()
 
     warning = page.get_by_role("alert").filter(has_text="This reads like a list of tactics")
-    assert warning.is_visible()
+    expect(warning).to_be_visible()
     assert "Call the plant manager" in warning.inner_text()
     page.screenshot(path=SCREENSHOTS.format("tactics_warning"), full_page=True)
 
@@ -73,21 +74,21 @@ def test_a_rep_writes_activates_and_links_a_strategy_and_the_account_stops_needi
     )
     page.get_by_role("button", name="Save strategy").click()
     page.wait_for_url("**/strategies/*")
-    assert page.get_by_text("The strategy is active").is_visible()
+    expect(page.get_by_text("The strategy is active")).to_be_visible()
 
     page.get_by_role("link", name="← Anvil Works").click()
     checkboxes = page.locator("input.select-activity")
     for index in range(3):
         checkboxes.nth(index).check()
-    assert page.get_by_text("3 activities selected").is_visible()
+    expect(page.get_by_text("3 activities selected")).to_be_visible()
     page.get_by_role("button", name="Link to strategy").click()
-    assert page.get_by_text("Linked 3 activities to the strategy.").is_visible()
+    expect(page.get_by_text("Linked 3 activities to the strategy.")).to_be_visible()
     assert page.locator("table.timeline").get_by_text("Not linked").count() == 3
     page.screenshot(path=SCREENSHOTS.format("account"), full_page=True)
 
     page.goto("/accounts?needs_strategy=1")
     assert page.locator("a.account-link").count() == 0
-    assert page.get_by_text("No account matches these filters.").is_visible()
+    expect(page.get_by_text("No account matches these filters.")).to_be_visible()
 
     db.expire_all()
     strategy = db.scalars(select(Strategy).where(Strategy.account_id == tactics_only.id)).one()
@@ -106,9 +107,9 @@ def test_select_all_ticks_every_activity_in_view(page: Any, db: Session, org: An
 
     page.goto(f"/accounts/{tactics_only.id}?kind=call")
     page.get_by_label("Select all activities in view").check()
-    assert page.get_by_text("2 activities selected").is_visible()
+    expect(page.get_by_text("2 activities selected")).to_be_visible()
     page.get_by_role("button", name="Link to strategy").click()
-    assert page.get_by_text("Linked 2 activities to the strategy.").is_visible()
+    expect(page.get_by_text("Linked 2 activities to the strategy.")).to_be_visible()
 
 
 def test_two_tabs_save_the_same_strategy_and_the_merge_keeps_both_changes(
@@ -140,7 +141,7 @@ def test_two_tabs_save_the_same_strategy_and_the_merge_keeps_both_changes(
     tab_b.get_by_label("Customer's point of view").fill("Their planning lead loses a day a week")
     tab_b.get_by_role("button", name="Save strategy").click()
 
-    assert tab_b.get_by_role("heading", name="No conflicts").is_visible()
+    expect(tab_b.get_by_role("heading", name="No conflicts")).to_be_visible()
     assert (
         tab_b.get_by_role("textbox", name="Success measure").input_value()
         == "Lines 2 and 3 planned in an hour by April"
@@ -162,7 +163,7 @@ def test_two_tabs_save_the_same_strategy_and_the_merge_keeps_both_changes(
     tab_a.wait_for_url(f"**/strategies/{strategy.id}")
     tab_b.get_by_label("Success measure").fill("Line 2 planned in ten minutes")
     tab_b.get_by_role("button", name="Save strategy").click()
-    assert tab_b.get_by_role("heading", name="1 field changed on both sides").is_visible()
+    expect(tab_b.get_by_role("heading", name="1 field changed on both sides")).to_be_visible()
     tab_b.screenshot(path=SCREENSHOTS.format("conflict"), full_page=True)
     assert (
         tab_b.get_by_role("textbox", name="Success measure").input_value() == "Line 2 planned in ten minutes"
