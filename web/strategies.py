@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
+from sqlalchemy.exc import IntegrityError
 
 from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
@@ -356,6 +357,8 @@ def _activity_ids() -> list[int]:
 
 
 LINK_ACTIONS = ("link", "unlink")
+# Two people linking the same activity at once: the database's one-strategy-per-activity key refuses one.
+LINKED_MEANWHILE = "Nothing was linked: someone linked one of these activities at the same moment. Try again."
 # Where each page that links offers to move an activity that serves another strategy.
 MOVE_FROM_TIMELINE = "tick “Move if linked elsewhere” to move it"
 MOVE_FROM_SUGGESTIONS = "to move it here, tick it on the account's timeline with “Move if linked elsewhere”"
@@ -389,11 +392,15 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
                 db.session, signed_in_user(), strategy, ids, move=request.form.get("move") == "1"
             )
             message = _linked_message(result)
+        db.session.commit()
     except LinkRefused as refused:
         db.session.rollback()
         flash("Nothing was linked: " + _refusals(refused, MOVE_FROM_TIMELINE) + ".", "error")
         return _back_to_account(account)
-    db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        flash(LINKED_MEANWHILE, "error")
+        return _back_to_account(account)
     changed = result.linked or result.moved or result.unlinked
     flash(message, "success" if changed else "info")
     return _back_to_account(account)
@@ -440,11 +447,14 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
         abort(403)
     try:
         result = link_activities(db.session, signed_in_user(), strategy, [activity_id])
+        db.session.commit()
     except LinkRefused as refused:
         db.session.rollback()
         flash("Not linked: " + _refusals(refused, MOVE_FROM_SUGGESTIONS) + ".", "error")
+    except IntegrityError:
+        db.session.rollback()
+        flash(LINKED_MEANWHILE, "error")
     else:
-        db.session.commit()
         if result.linked:
             flash("Linked the suggested activity.", "success")
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -390,6 +390,43 @@ def test_linking_says_what_it_did_and_refuses_unknown_actions(
     )
     assert bogus.status_code == 400
     assert _linked_ids(db, strategy) == {linked.id}
+
+
+def test_linking_an_activity_someone_links_at_the_same_moment_is_a_message_not_an_error(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy, other = _strategy(db, org, objective="one"), _strategy(db, org, objective="two")
+    fresh = make_activity(db, account=org.ann_account, occurred_at=NOW)
+    db.commit()
+    login_as(org.ann)
+
+    raced: list[bool] = []
+
+    def someone_else_links_it_first(session: Any, *_: Any) -> None:
+        # Another request's link of the same activity lands between our check and our insert.
+        if not raced and any(isinstance(item, Link) for item in session.new):
+            raced.append(True)
+            session.connection().execute(
+                insert(Link.__table__).values(activity_id=fresh.id, strategy_id=other.id, created_at=NOW)
+            )
+
+    for send in (
+        lambda: client.post(
+            f"/accounts/{org.ann_account.id}/links",
+            data={"strategy_id": strategy.id, "activity_ids": [fresh.id]},
+        ),
+        lambda: client.post(f"/strategies/{strategy.id}/suggestions/{fresh.id}/accept"),
+    ):
+        raced.clear()
+        event.listen(db, "before_flush", someone_else_links_it_first)
+        try:
+            response = send()
+        finally:
+            event.remove(db, "before_flush", someone_else_links_it_first)
+        assert raced and response.status_code == 302
+        page = client.get(response.location).get_data(as_text=True)
+        assert "someone linked one of these activities at the same moment. Try again." in page
+        assert _linked_ids(db, strategy) == set()
 
 
 def test_unlinking_one_activity_says_when_nothing_was_unlinked(
