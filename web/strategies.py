@@ -288,13 +288,19 @@ def _render_conflict(
 @login_required
 def show(strategy_id: int) -> ResponseReturnValue:
     """Show a strategy: its text, linked activities, suggested links and comments."""
-    strategy = _strategy_or_abort(strategy_id)
+    return _render_show(_strategy_or_abort(strategy_id))
+
+
+def _render_show(
+    strategy: Strategy, *, comment: str = "", comment_error: str | None = None
+) -> ResponseReturnValue:
+    """Render the strategy's page; a refused comment comes back in its box with the reason, as a 422."""
     account = strategy.account
     can_edit = can_edit_account(signed_in_user(), account)
     linked = sorted(
         (link.activity for link in strategy.links), key=lambda activity: activity.occurred_at, reverse=True
     )
-    return render_template(
+    page = render_template(
         "strategies/show.html",
         strategy=strategy,
         account=account,
@@ -306,7 +312,10 @@ def show(strategy_id: int) -> ResponseReturnValue:
         comments=comments_on(db.session, strategy),
         can_edit=can_edit,
         can_comment=can_comment_on_account(db.session, signed_in_user(), account),
+        comment=comment,
+        comment_error=comment_error,
     )
+    return page, 422 if comment_error else 200
 
 
 @bp.get("/strategies/<int:strategy_id>/history")
@@ -493,16 +502,17 @@ def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
 def comment(strategy_id: int) -> ResponseReturnValue:
     """Add a comment to the strategy."""
     strategy = _strategy_or_abort(strategy_id)
+    body = request.form.get("body", "")
     try:
-        add_comment(db.session, signed_in_user(), strategy, request.form.get("body", ""))
+        add_comment(db.session, signed_in_user(), strategy, body)
     except NotAllowed:
         abort(403)
     except StrategyInvalid as invalid:
         db.session.rollback()
-        flash(invalid.errors["body"], "error")
-    else:
-        db.session.commit()
-        flash("Comment added.", "success")
+        # The text stays in its box, with the reason beside it: nothing typed is thrown away.
+        return _render_show(strategy, comment=body, comment_error=invalid.errors["body"])
+    db.session.commit()
+    flash("Comment added.", "success")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#comments")
 
 

@@ -597,6 +597,22 @@ def test_a_manager_comments_and_another_teams_rep_cannot(
     assert [comment.body for comment in db.scalars(select(StrategyComment))] == ["Which line first?"]
 
 
+def test_a_refused_comment_comes_back_in_its_box_with_the_reason(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org)
+    login_as(org.east)
+    long_text = "Which line first? <b>" + "x" * 5000
+
+    response = client.post(f"/strategies/{strategy.id}/comments", data={"body": long_text})
+
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Which line first? &lt;b&gt;" + "x" * 5000 + "</textarea>" in html
+    assert 'aria-describedby="comment-body-error"' in html and "5,000 characters" in html
+    assert db.scalars(select(StrategyComment)).all() == []
+
+
 def test_the_account_list_can_put_uncovered_activity_first_with_badges(
     client: FlaskClient, db: Session, org: Any, login_as: Any
 ) -> None:
