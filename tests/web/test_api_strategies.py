@@ -175,6 +175,12 @@ def test_activating_a_tactics_list_is_refused_until_confirmed(org: dict[str, Any
     assert error["code"] == "reads_like_tactics"
     assert "Call the CFO" in error["detail"]["tactic_phrases"]
 
+    for not_a_boolean in ("yes", "true", "on"):  # JSON has true and false; a string is a client's mistake
+        loose = rep.post(
+            f"/api/accounts/{org['acme'].id}/strategies", json={**tactics, "activate_anyway": not_a_boolean}
+        )
+        assert loose.status_code == 422
+        assert "activate_anyway" in str(loose.get_json()["error"])
     confirmed = rep.post(
         f"/api/accounts/{org['acme'].id}/strategies", json={**tactics, "activate_anyway": True}
     )

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from apiflask import APIBlueprint
 from apiflask.exceptions import HTTPError
+from apiflask.fields import Boolean
 from flask import Flask, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
@@ -42,6 +43,11 @@ class ApiError(HTTPError):
     def __init__(self, status_code: int, message: str, code: str | None = None, **extra: Any) -> None:
         super().__init__(status_code, message, extra_data={"code": code or ERROR_CODES.get(status_code)})
         self.extra = extra
+
+
+def json_boolean(**options: Any) -> Boolean:
+    """A boolean of a JSON body: only JSON's true and false, not "yes", "on" or "1" as marshmallow allows."""
+    return Boolean(truthy={True}, falsy={False}, **options)
 
 
 def abort_api(status_code: int, message: str, code: str | None = None) -> NoReturn:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Integer, List
+from apiflask.fields import Integer, List
 from apiflask.validators import Length, Range
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from planning.accounts import MAX_ID
 from planning.links import LinkResult, link_activities, unlink_activities
-from web.api import abort_api, bp
+from web.api import abort_api, bp, json_boolean
 from web.api.strategies import WRITE_RESPONSES, load_strategy, planning_errors
 from web.auth import signed_in_user
 
@@ -30,7 +30,7 @@ def _activity_ids() -> List:
 
 class LinkIn(Schema):
     activity_ids = _activity_ids()
-    move = Boolean(
+    move = json_boolean(
         load_default=False,
         metadata={"description": "Move activities that serve another strategy (otherwise refused)"},
     )

@@ -33,7 +33,7 @@ from planning.strategies import (
     update_strategy,
 )
 from planning.tactics import check_tactics
-from web.api import ApiError, abort_api, bp
+from web.api import ApiError, abort_api, bp, json_boolean
 from web.auth import signed_in_user
 
 STATUSES = [status.value for status in StrategyStatus]
@@ -98,7 +98,7 @@ class StrategyFieldsIn(Schema):
     review_date = Date(allow_none=True)
     status = String(validate=OneOf(STATUSES))
     opportunity_id = Integer(strict=True, allow_none=True, validate=Range(min=1, max=MAX_ID))
-    activate_anyway = Boolean(
+    activate_anyway = json_boolean(
         load_default=False,
         metadata={"description": "Activate even though the objective and approach read like tactics"},
     )
