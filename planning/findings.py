@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.models import Finding, Review, User
-from planning.review import NEW, PERSISTING, RULES, STATUSES
+from planning.review import NEW, PERSISTING, RESOLVED, RULES, STATUSES
 
 STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
 
@@ -54,6 +54,20 @@ def visible_findings(
     if rule is not None and rule not in RULES:
         return []
     return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule)
+
+
+def open_counts(session: DbSession, user: User, review: Review) -> tuple[int, int]:
+    """Return how many open findings of `review` the user may see, and how many of those are new."""
+    statement = (
+        select(Finding.status, func.count())
+        .where(Finding.review_id == review.id, Finding.status != RESOLVED)
+        .group_by(Finding.status)
+    )
+    owner_ids = visible_owner_ids(session, user)
+    if owner_ids is not None:
+        statement = statement.where(Finding.owner_id.in_(owner_ids))
+    counts: dict[str, int] = {status: count for status, count in session.execute(statement)}
+    return sum(counts.values()), counts.get(NEW, 0)
 
 
 def new_first(findings: Iterable[Finding]) -> list[Finding]:

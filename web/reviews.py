@@ -18,10 +18,11 @@ from planning.findings import (
     get_review,
     group_by_manager_and_rep,
     latest_review,
+    open_counts,
     visible_findings,
 )
 from planning.models import Finding, Review, Role, User
-from planning.review import NEW, RESOLVED, RULES, ReviewParameterError, run_review_from_config
+from planning.review import RULES, ReviewParameterError, run_review_from_config
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -77,11 +78,10 @@ def run() -> ResponseReturnValue:
         return redirect(url_for("reviews.latest"))
     db.session.commit()
     # Counted over what this user may see, like the page it leads to.
-    shown = [f for f in visible_findings(db.session, _user(), done) if f.status != RESOLVED]
-    new = sum(1 for finding in shown if finding.status == NEW)
+    shown, new = open_counts(db.session, _user(), done)
     flash(
         f"Review as of {done.as_of.isoformat()} done. Open findings on the accounts you see: "
-        f"{len(shown)} ({new} new).",
+        f"{shown} ({new} new).",
         "success",
     )
     return redirect(url_for("reviews.review", review_id=done.id))
