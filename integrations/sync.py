@@ -943,7 +943,7 @@ class _Engine:
             new_link = Link(
                 activity_id=activity_id,
                 strategy_id=strategy.id,
-                created_by_id=strategy.author_id,
+                created_by_id=None,  # made by the import, not by a person
                 created_at=self.now,
             )
             self.session.add(new_link)

@@ -713,6 +713,17 @@ def edit(db, strategy: Strategy, **fields: object) -> None:
     db.commit()
 
 
+def test_links_the_import_makes_are_made_by_nobody_and_links_people_make_by_them(db):
+    activities = [call("T1"), call("T2"), call("T3")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    link_activities(db, rita(db), imported(db), [activity(db, "T3").id])
+    db.commit()
+
+    made_by = dict(db.execute(select(Activity.external_id, Link.created_by_id).join(Link)).all())
+
+    assert made_by == {"T1": None, "T2": None, "T3": rita(db).id}
+
+
 def test_an_unchanged_reimport_keeps_local_edits_and_local_link_changes(db):
     activities = [call("T1"), call("T2"), call("T3")]
     run_sync(db, org(activities=activities, strategies=[PLAN]))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from extensions import db as _db
 from planning.models import Link, Strategy, StrategyComment, StrategyRevision, StrategyStatus
-from planning.strategies import create_strategy, update_strategy
+from planning.strategies import create_strategy, strategy_snapshot, update_strategy
 from tests.factories import make_activity, make_opportunity, make_strategy
 
 NOW = datetime.now(UTC)
@@ -315,6 +315,27 @@ def test_history_compares_any_two_versions_side_by_side(
     assert "Version 1 → version 2" in chosen
     assert "<del>2</del>" in chosen and "<ins>3</ins>" in chosen
     assert client.get(f"/strategies/{strategy.id}/history?a=1&b=9").status_code == 404
+
+
+def test_history_says_which_versions_an_import_wrote(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    strategy = _strategy(db, org, status="draft")
+    strategy.source, strategy.external_id = "file", "S1"
+    db.add(
+        StrategyRevision(
+            strategy_id=strategy.id, version=2, author_id=None, created_at=NOW, changed_fields=["approach"],
+            snapshot={**strategy_snapshot(strategy), "approach": "From the file"},
+        )
+    )  # fmt: skip
+    strategy.version = 2
+    db.commit()
+    login_as(org.ann)
+
+    html = client.get(f"/strategies/{strategy.id}/history").get_data(as_text=True)
+
+    rows = re.findall(r"<tr>\s*<td><input.*?</tr>", html, flags=re.S)
+    assert "The import (file)" in rows[0] and "Ann Archer" in rows[1]
 
 
 def test_only_the_owner_or_an_admin_opens_the_editor(
