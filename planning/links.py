@@ -20,13 +20,20 @@ from planning.accounts import is_valid_id
 from planning.models import Activity, Link, Opportunity, Strategy, User, utcnow
 from planning.strategies import require_editor
 
+# Why an activity cannot be linked, as a code callers act on (the words for people come with it).
+NO_SUCH_ACTIVITY = "no_such_activity"
+OTHER_ACCOUNT = "other_account"
+DELETED_IN_CRM = "deleted_in_crm"
+SERVES_ANOTHER = "serves_another"
+
 
 class LinkRefused(ValueError):
-    """Some activities cannot be linked; `problems` maps each activity id to the reason."""
+    """Some activities cannot be linked: `reasons` maps each activity id to a code, `problems` to words."""
 
-    def __init__(self, problems: dict[int, str]) -> None:
-        super().__init__("; ".join(f"activity {key}: {message}" for key, message in problems.items()))
-        self.problems = problems
+    def __init__(self, refusals: dict[int, tuple[str, str]]) -> None:
+        self.reasons = {key: code for key, (code, _) in refusals.items()}
+        self.problems = {key: message for key, (_, message) in refusals.items()}
+        super().__init__("; ".join(f"activity {key}: {message}" for key, message in self.problems.items()))
 
 
 @dataclass
@@ -67,19 +74,20 @@ def link_activities(
         else {}
     )
 
-    problems: dict[int, str] = {}
+    refusals: dict[int, tuple[str, str]] = {}
     for key in ids:
         activity = found.get(key)
         if activity is None:
-            problems[key] = "no such activity"
+            refusals[key] = (NO_SUCH_ACTIVITY, "no such activity")
         elif activity.account_id != strategy.account_id:
-            problems[key] = "belongs to another account"
+            refusals[key] = (OTHER_ACCOUNT, "belongs to another account")
         elif activity.deleted:
-            problems[key] = "was deleted in the CRM"
+            refusals[key] = (DELETED_IN_CRM, "was deleted in the CRM")
         elif key in existing and existing[key].strategy_id != strategy.id and not move:
-            problems[key] = f"already serves strategy {existing[key].strategy_id}; move it on purpose"
-    if problems:
-        raise LinkRefused(problems)
+            serving = existing[key].strategy_id
+            refusals[key] = (SERVES_ANOTHER, f"already serves strategy {serving}; move it on purpose")
+    if refusals:
+        raise LinkRefused(refusals)
 
     result = LinkResult()
     now = utcnow()

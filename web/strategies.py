@@ -19,7 +19,15 @@ from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
 from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
-from planning.links import LinkRefused, LinkResult, link_activities, suggest_links, unlink_activities
+from planning.links import (
+    NO_SUCH_ACTIVITY,
+    SERVES_ANOTHER,
+    LinkRefused,
+    LinkResult,
+    link_activities,
+    suggest_links,
+    unlink_activities,
+)
 from planning.markdown import render_markdown
 from planning.metrics import dashboard_figures
 from planning.models import Account, Activity, Strategy, StrategyStatus, User
@@ -436,15 +444,17 @@ def _linked_message(result: LinkResult) -> str:
 
 def _refusals(refused: LinkRefused, how_to_move: str) -> str:
     """Say why each activity could not be linked, in words for the flash message."""
-    return "; ".join(_refusal(key, reason, how_to_move) for key, reason in refused.problems.items())
+    return "; ".join(
+        _refusal(key, refused.reasons[key], message, how_to_move) for key, message in refused.problems.items()
+    )
 
 
-def _refusal(activity_id: int, reason: str, how_to_move: str) -> str:
-    if reason.startswith("already serves"):
+def _refusal(activity_id: int, code: str, message: str, how_to_move: str) -> str:
+    if code == SERVES_ANOTHER:
         return f"activity {activity_id} already serves another strategy ({how_to_move})"
-    if reason == "no such activity":
+    if code == NO_SUCH_ACTIVITY:
         return f"there is no activity {activity_id}"
-    return f"activity {activity_id} {reason}"
+    return f"activity {activity_id} {message}"
 
 
 @bp.post("/strategies/<int:strategy_id>/suggestions/<int:activity_id>/accept")

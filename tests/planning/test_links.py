@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 
 from planning.accounts import badges_for_accounts, list_accounts
 from planning.comments import add_comment, comments_on
-from planning.links import LinkRefused, key_terms, link_activities, suggest_links, unlink_activities
+from planning.links import (
+    DELETED_IN_CRM,
+    NO_SUCH_ACTIVITY,
+    OTHER_ACCOUNT,
+    SERVES_ANOTHER,
+    LinkRefused,
+    key_terms,
+    link_activities,
+    suggest_links,
+    unlink_activities,
+)
 from planning.metrics import dashboard_figures
 from planning.models import Direction, Link, Role, StrategyStatus
 from planning.strategies import NotAllowed, StrategyInvalid
@@ -62,6 +72,11 @@ def test_activities_of_another_account_deleted_or_unknown_are_refused_and_nothin
         deleted.id: "was deleted in the CRM",
         999_999: "no such activity",
     }
+    assert raised.value.reasons == {
+        foreign.id: OTHER_ACCOUNT,
+        deleted.id: DELETED_IN_CRM,
+        999_999: NO_SUCH_ACTIVITY,
+    }
     assert _linked_strategy_id(db, good.id) is None
 
 
@@ -74,6 +89,7 @@ def test_an_activity_serving_another_strategy_moves_only_on_purpose(db: Session,
     with pytest.raises(LinkRefused) as raised:
         link_activities(db, rep, new, [call.id])
     assert f"already serves strategy {old.id}" in raised.value.problems[call.id]
+    assert raised.value.reasons[call.id] == SERVES_ANOTHER
 
     result = link_activities(db, rep, new, [call.id], move=True)
     assert result.moved == [call.id]
