@@ -195,7 +195,8 @@ def edit(strategy_id: int) -> ResponseReturnValue:
         version = int(request.form.get("version", ""))
     except ValueError:
         abort(400)
-    values = _values_for_form(strategy) | _form_fields()
+    submitted = _form_fields()
+    values = _values_for_form(strategy) | submitted
     if request.form.get("action") == "preview":
         return _render_form(account, strategy, values, preview=True, version=version)
     try:
@@ -203,7 +204,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
             db.session,
             signed_in_user(),
             strategy,
-            _form_fields(),
+            submitted,
             version=version,
             activate_anyway=request.form.get("activate_anyway") == "1",
         )
@@ -215,7 +216,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
         return _render_form(account, strategy, values, tactics=warning.check, version=version, status=422)
     except StaleVersion as stale:
         db.session.rollback()
-        return _render_conflict(stale.strategy, values, stale.given_version, _form_fields())
+        return _render_conflict(stale.strategy, values, stale.given_version, submitted)
     db.session.commit()
     if strategy.version == version:
         flash(f"No changes to save: the strategy is still at version {version}.", "info")
@@ -374,6 +375,7 @@ def _activity_ids() -> list[int]:
 
 
 LINK_ACTIONS = ("link", "unlink")
+ALREADY_LINKED = "Nothing changed: that activity was already linked to this strategy."
 # Two people linking the same activity at once: the database's one-strategy-per-activity key refuses one.
 LINKED_MEANWHILE = "Nothing was linked: someone linked one of these activities at the same moment. Try again."
 # Where each page that links offers to move an activity that serves another strategy.
@@ -432,7 +434,7 @@ def _linked_message(result: LinkResult) -> str:
     already = len(result.unchanged)
     if not result.linked and not result.moved:
         if already == 1:
-            return "Nothing changed: that activity was already linked to this strategy."
+            return ALREADY_LINKED
         return f"Nothing changed: the {already} activities were already linked to this strategy."
     message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
     if result.moved:
@@ -477,7 +479,7 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
         if result.linked:
             flash("Linked the suggested activity.", "success")
         else:
-            flash("Nothing changed: that activity was already linked to this strategy.", "info")
+            flash(ALREADY_LINKED, "info")
     return redirect(url_for("strategies.show", strategy_id=strategy.id) + "#suggestions")
 
 
