@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import DbSession, db
@@ -138,15 +139,22 @@ def sync_work(session: DbSession) -> str:
     return summary
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def review_work(session: DbSession, scheduled_for: datetime) -> tuple[int, str]:
     """Run the review as of the scheduled day in REVIEW_TIMEZONE; return its id and a summary."""
+    from planning.models import Finding
     from planning.review import run_review_from_config, zone_for
 
     config = current_app.config
     as_of = scheduled_for.astimezone(zone_for(config.get("REVIEW_TIMEZONE") or "UTC")).date()
     review = run_review_from_config(session, config, as_of=as_of)
     session.commit()
-    return review.id, f"review {review.id} as of {as_of.isoformat()}: {len(review.findings)} findings"
+    # Counted in SQL: loading a large org's findings just to count them would cost more than the review.
+    count = session.scalar(select(func.count()).select_from(Finding).where(Finding.review_id == review.id))
+    return review.id, f"review {review.id} as of {as_of.isoformat()}: {_counted(count or 0, 'finding')}"
 
 
 def digest_work(session: DbSession, review_id: int) -> str:
@@ -160,7 +168,7 @@ def digest_work(session: DbSession, review_id: int) -> str:
     sent = send_digests(session, review, current_app.config)
     if not sent:
         raise JobSkipped("nothing to report")
-    return f"{len(sent)} digests sent for review {review_id}"
+    return f"{_counted(len(sent), 'digest')} sent for review {review_id}"
 
 
 def writeback_work(session: DbSession, review_id: int) -> str:

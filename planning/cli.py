@@ -52,8 +52,8 @@ def summary_lines(review: Review) -> list[str]:
     lines = [
         f"Tactics review {review.id} as of {review.as_of.isoformat()} — window {review.window_days} days, "
         f"threshold {review.min_activities}, stale after {review.stale_days} days, {review.timezone}",
-        f"{len(findings)} findings: {counts['new']} new, {counts['persisting']} persisting, "
-        f"{counts['resolved']} resolved",
+        f"{len(findings)} finding{'' if len(findings) == 1 else 's'}: {counts['new']} new, "
+        f"{counts['persisting']} persisting, {counts['resolved']} resolved",
     ]
     if not findings:
         lines.append("Nothing piled up: every account's recent activity has a strategy behind it.")

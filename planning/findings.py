@@ -29,7 +29,7 @@ def get_review(session: DbSession, review_id: int) -> Review | None:
 def findings_for_owners(
     session: DbSession, review: Review, owner_ids: set[int] | None, *, rule: str | None = None
 ) -> list[Finding]:
-    """Return the review's findings on accounts of `owner_ids` (None: all), in stored order."""
+    """Return the review's findings on accounts of `owner_ids` (None: all), in display order."""
     statement = (
         select(Finding)
         .where(Finding.review_id == review.id)
@@ -38,7 +38,7 @@ def findings_for_owners(
             joinedload(Finding.owner).joinedload(User.manager),
             joinedload(Finding.strategy),
         )
-        .order_by(Finding.id)
+        .order_by(*Finding.display_order())
     )
     if owner_ids is not None:
         statement = statement.where(Finding.owner_id.in_(owner_ids))

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -426,7 +427,7 @@ class Review(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     findings: Mapped[list[Finding]] = relationship(
-        back_populates="review", cascade="all, delete-orphan", order_by="Finding.id"
+        back_populates="review", cascade="all, delete-orphan", order_by=lambda: Finding.display_order()
     )
 
 
@@ -465,6 +466,22 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     strategy: Mapped[Strategy | None] = relationship(
         primaryjoin="foreign(Finding.strategy_id) == Strategy.id"
     )
+
+    @classmethod
+    def display_order(cls) -> list[Any]:
+        """Return the ORDER BY that shows a review's findings: open ones before resolved ones, the tactics
+        rule before the stale one, then the most uncovered activities, the most open pipeline, and the
+        account. The review writes its findings in no particular order; readers sort what they show.
+        """
+        return [
+            case((cls.status == "resolved", 1), else_=0),
+            case((cls.rule == "tactics_without_strategy", 0), else_=1),
+            cls.uncovered_total.desc(),
+            cls.open_pipeline.desc(),
+            cls.account_id,
+            cls.strategy_id,
+            cls.id,
+        ]
 
 
 class StrategyComment(db.Model):  # type: ignore[name-defined,misc]

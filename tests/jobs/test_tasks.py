@@ -106,7 +106,8 @@ def test_the_review_job_reviews_the_scheduled_day_and_sends_the_digest_once(
     assert review.as_of == date(2026, 11, 1)
     assert review.timezone == "America/Los_Angeles"
     assert [(run.job, run.outcome) for run in runs(db)] == [("review", "succeeded"), ("digest", "succeeded")]
-    assert runs(db, "digest")[0].message == f"1 digests sent for review {review.id}"
+    assert runs(db, "review")[0].message == f"review {review.id} as of 2026-11-01: 1 finding"
+    assert runs(db, "digest")[0].message == f"1 digest sent for review {review.id}"
     assert [message.recipients for message in smtp_server.messages] == [["rita@example.com"]]
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.pool import NullPool
 
+from planning.findings import findings_for_owners
 from planning.models import Finding, Review
 from planning.review import (
     NO_RECENT_ACTIVITY,
@@ -376,6 +377,46 @@ def test_findings_are_ordered_by_rule_then_the_most_uncovered_then_pipeline(db):
     make_strategy(db, account=accounts["D"])
 
     assert [name for *_, name in found(review(db))] == ["B", "C", "A", "D"]
+
+
+def test_readers_sort_findings_into_display_order_whatever_order_they_were_written_in(db):
+    owner = make_user(db)
+    accounts = {name: make_account(db, name=name, owner=owner) for name in ("Gone", "Stale", "A", "B", "C")}
+    strategy = make_strategy(db, account=accounts["Stale"])
+    stored = Review(as_of=D, window_days=30, min_activities=5, stale_days=60, timezone="UTC")
+    db.add(stored)
+
+    def finding(name, total=5, pipeline=0, rule=TACTICS_WITHOUT_STRATEGY, status="new", strategy=None):
+        return Finding(
+            review=stored,
+            rule=rule,
+            reason=NO_STRATEGY if strategy is None else NO_RECENT_ACTIVITY,
+            status=status,
+            account_id=accounts[name].id,
+            owner_id=owner.id,
+            strategy_id=None if strategy is None else strategy.id,
+            uncovered={"call": total},
+            uncovered_total=total,
+            open_pipeline=Decimal(pipeline),
+        )
+
+    # Written in the reverse of the order people are shown: ids alone would show them backwards.
+    db.add_all(
+        [
+            finding("Gone", total=9, status="resolved"),
+            finding("Stale", total=0, rule=STALE_STRATEGY, strategy=strategy),
+            finding("C"),
+            finding("B", pipeline=1000),
+            finding("A", total=8),
+        ]
+    )
+    db.commit()
+    db.expire_all()
+
+    shown = ["A", "B", "C", "Stale", "Gone"]
+    assert [f.account.name for f in db.get(Review, stored.id).findings] == shown
+    assert [f.account.name for f in findings_for_owners(db, stored, None)] == shown
+    assert [f.account.name for f in findings_for_owners(db, stored, {owner.id})] == shown
 
 
 def test_the_review_uses_a_fixed_number_of_statements_whatever_the_data_size(db, app):
