@@ -85,6 +85,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "REVIEW_STALE_DAYS": _int("REVIEW_STALE_DAYS", 60),
         "REVIEW_TIMEZONE": os.environ.get("REVIEW_TIMEZONE", "UTC"),
         "REVIEW_CRON": os.environ.get("REVIEW_CRON", "0 7 * * mon"),
+        # Above this many findings, the review page lists teams to choose from instead of every finding.
+        "REVIEW_PAGE_FINDINGS": _int("REVIEW_PAGE_FINDINGS", 500),
         "SYNC_INTERVAL_MINUTES": _int("SYNC_INTERVAL_MINUTES", 15),
         # Email digests
         "SMTP_HOST": os.environ.get("SMTP_HOST", "127.0.0.1"),

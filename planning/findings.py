@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased, joinedload
 
 from extensions import DbSession
 from planning.access import visible_owner_ids
+from planning.accounts import is_valid_id
 from planning.models import Finding, Review, User
 from planning.review import NEW, PERSISTING, RESOLVED, RULES, STATUSES
 
@@ -26,10 +28,95 @@ def get_review(session: DbSession, review_id: int) -> Review | None:
     return session.get(Review, review_id)
 
 
-def findings_for_owners(
+@dataclass(frozen=True)
+class Team:
+    """A manager's direct reports, as the review page groups them; `manager_id` None: no manager."""
+
+    manager_id: int | None
+
+    @classmethod
+    def from_key(cls, key: str) -> Team | None:
+        """Read a team from its key in a URL ("none", or the manager's id); None if it is not one."""
+        if key == "none":
+            return cls(None)
+        if key.isdigit() and is_valid_id(int(key)):
+            return cls(int(key))
+        return None
+
+    @property
+    def key(self) -> str:
+        return "none" if self.manager_id is None else str(self.manager_id)
+
+    def owns(self) -> Any:
+        """Return the condition on `Finding` for findings on accounts of this team's members."""
+        # `== None` is IS NULL: the team of the owners without a manager.
+        members = Finding.owner_id.in_(select(User.id).where(User.manager_id == self.manager_id))
+        if self.manager_id is None:
+            # As in the grouping, an account without an owner belongs to the no-manager team.
+            return or_(members, Finding.owner_id.is_(None))
+        return members
+
+
+@dataclass
+class TeamSummary:
+    """How many findings of a review one team has, by status."""
+
+    team: Team
+    manager: User | None
+    counts: dict[str, int]
+
+    @property
+    def name(self) -> str:
+        return self.manager.name if self.manager is not None else "No manager"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def team_summaries(
     session: DbSession, review: Review, owner_ids: set[int] | None, *, rule: str | None = None
+) -> list[TeamSummary]:
+    """Count the review's findings on accounts of `owner_ids` (None: all) per team and status, in SQL.
+
+    Teams are named and sorted as `group_by_manager_and_rep` groups them.
+    """
+    owner = aliased(User)
+    statement = (
+        select(owner.manager_id, Finding.status, func.count())
+        .select_from(Finding)
+        .outerjoin(owner, owner.id == Finding.owner_id)
+        .where(Finding.review_id == review.id)
+        .group_by(owner.manager_id, Finding.status)
+    )
+    if owner_ids is not None:
+        statement = statement.where(Finding.owner_id.in_(owner_ids))
+    if rule is not None:
+        statement = statement.where(Finding.rule == rule)
+    counts: dict[int | None, dict[str, int]] = {}
+    for manager_id, status, count in session.execute(statement):
+        counts.setdefault(manager_id, dict.fromkeys(STATUSES, 0))[status] = count
+    named = [manager_id for manager_id in counts if manager_id is not None]
+    managers = {user.id: user for user in session.scalars(select(User).where(User.id.in_(named)))}
+    summaries = [
+        TeamSummary(Team(manager_id), managers.get(manager_id) if manager_id is not None else None, by_status)
+        for manager_id, by_status in counts.items()
+    ]
+    return sorted(summaries, key=lambda summary: (summary.manager is None, summary.name.lower()))
+
+
+def findings_for_owners(
+    session: DbSession,
+    review: Review,
+    owner_ids: set[int] | None,
+    *,
+    rule: str | None = None,
+    team: Team | None = None,
 ) -> list[Finding]:
-    """Return the review's findings on accounts of `owner_ids` (None: all), in display order."""
+    """Return the review's findings on accounts of `owner_ids` (None: all), in display order.
+
+    `rule` narrows them to one rule, `team` to the accounts of one manager's direct reports.
+    """
     statement = (
         select(Finding)
         .where(Finding.review_id == review.id)
@@ -44,16 +131,27 @@ def findings_for_owners(
         statement = statement.where(Finding.owner_id.in_(owner_ids))
     if rule is not None:
         statement = statement.where(Finding.rule == rule)
+    if team is not None:
+        statement = statement.where(team.owns())
     return list(session.scalars(statement))
 
 
 def visible_findings(
-    session: DbSession, user: User, review: Review, *, rule: str | None = None
+    session: DbSession, user: User, review: Review, *, rule: str | None = None, team: Team | None = None
 ) -> list[Finding]:
     """Return the findings `user` may see: a rep their own, a manager their team's, the VP all."""
     if rule is not None and rule not in RULES:
         return []
-    return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule)
+    return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule, team=team)
+
+
+def visible_team_summaries(
+    session: DbSession, user: User, review: Review, *, rule: str | None = None
+) -> list[TeamSummary]:
+    """Return `team_summaries` over the findings `user` may see."""
+    if rule is not None and rule not in RULES:
+        return []
+    return team_summaries(session, review, visible_owner_ids(session, user), rule=rule)
 
 
 def open_counts(session: DbSession, user: User, review: Review) -> tuple[int, int]:

@@ -14,15 +14,16 @@ from planning.access import sees_everything
 from planning.accounts import is_valid_id
 from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
 from planning.findings import (
-    count_by_status,
+    Team,
     get_review,
     group_by_manager_and_rep,
     latest_review,
     open_counts,
     visible_findings,
+    visible_team_summaries,
 )
 from planning.models import Finding, Review, Role, User
-from planning.review import RULES, ReviewParameterError, run_review_from_config
+from planning.review import RULES, STATUSES, ReviewParameterError, run_review_from_config
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -88,11 +89,28 @@ def run() -> ResponseReturnValue:
 
 
 def _render(shown: Review | None) -> ResponseReturnValue:
+    """Render a review: every finding the user may see, or, past REVIEW_PAGE_FINDINGS, their teams to pick
+    from (`?team=` then lists one team's findings). Counted in SQL first, so a VP's view of a large org
+    neither loads nor sends tens of thousands of findings.
+    """
     user = _user()
     rule = request.args.get("rule", "")
     if rule not in RULES:
         rule = ""
-    findings = visible_findings(db.session, user, shown, rule=rule or None) if shown is not None else []
+    team_key = request.args.get("team", "")
+    team = Team.from_key(team_key) if team_key else None
+    if team_key and team is None:
+        abort(404)
+    teams = visible_team_summaries(db.session, user, shown, rule=rule or None) if shown is not None else []
+    counts = dict.fromkeys(STATUSES, 0)
+    for summary in teams if team is None else [s for s in teams if s.team == team]:
+        for status, count in summary.counts.items():
+            counts[status] += count
+    total = sum(counts.values())
+    choose_team = team is None and total > int(current_app.config.get("REVIEW_PAGE_FINDINGS", 500))
+    findings = []
+    if shown is not None and not choose_team and total:
+        findings = visible_findings(db.session, user, shown, rule=rule or None, team=team)
     recent = db.session.execute(
         select(Review.id, Review.as_of).order_by(Review.as_of.desc()).limit(RECENT_REVIEWS)
     ).all()
@@ -100,8 +118,11 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         "reviews/show.html",
         review=shown,
         groups=group_by_manager_and_rep(findings),
-        counts=count_by_status(findings),
-        total=len(findings),
+        counts=counts,
+        total=total,
+        teams=teams if choose_team else [],
+        team=team,
+        team_name=next((s.name for s in teams if s.team == team), None),
         rule=rule,
         rule_titles=RULE_TITLES,
         reason_titles=REASON_TITLES,

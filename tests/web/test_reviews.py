@@ -84,6 +84,55 @@ def test_findings_can_be_filtered_by_rule(login_as, org, flagged):
     assert "<script>" not in ignored
 
 
+def team_links(html):
+    return re.findall(r'class="team-link" href="([^"]+)">([^<]+)</a>', html)
+
+
+def test_past_the_page_limit_the_vp_picks_a_team_then_sees_only_its_findings(app, login_as, org, flagged):
+    app.config["REVIEW_PAGE_FINDINGS"] = 2
+    client = login_as(org.vp)
+
+    html = client.get("/reviews").get_data(as_text=True)
+
+    assert account_names(html) == []
+    assert "3 findings are more than one page lists: pick a team." in html
+    assert team_links(html) == [
+        (f"/reviews?team={org.east.id}", "Eli East's team"),
+        (f"/reviews?team={org.west.id}", "Wendy West's team"),
+    ]
+    east = client.get(f"/reviews?team={org.east.id}").get_data(as_text=True)
+    assert sorted(account_names(east)) == ["Amber Foods", "Anvil Works"]
+    assert "Showing <strong>Eli East's team</strong> only" in east
+    assert '<a href="/reviews">all teams</a>' in east
+    stale_in_west = client.get(f"/reviews/{flagged.id}?rule=stale_strategy&team={org.west.id}")
+    assert "Nothing to report for this rule in this team." in stale_in_west.get_data(as_text=True)
+
+
+def test_the_team_choice_keeps_the_rule_filter_and_counts_per_status(app, login_as, org, flagged):
+    app.config["REVIEW_PAGE_FINDINGS"] = 0
+    html = login_as(org.vp).get(f"/reviews/{flagged.id}?rule=tactics_without_strategy").get_data(as_text=True)
+
+    rows = re.findall(r'class="team-link" href="([^"]+)">[^<]+</a></td>\s*<td class="num">(\d+)</td>', html)
+    assert rows == [
+        (f"/reviews/{flagged.id}?team={org.east.id}&amp;rule=tactics_without_strategy", "1"),
+        (f"/reviews/{flagged.id}?team={org.west.id}&amp;rule=tactics_without_strategy", "1"),
+    ]
+
+
+def test_a_team_filter_never_widens_what_someone_may_see(app, login_as, org, flagged):
+    app.config["REVIEW_PAGE_FINDINGS"] = 0
+    client = login_as(org.ann)
+
+    own_team = client.get(f"/reviews?team={org.east.id}").get_data(as_text=True)
+    other_team = client.get(f"/reviews?team={org.west.id}").get_data(as_text=True)
+
+    assert account_names(own_team) == ["Anvil Works"]
+    assert account_names(other_team) == []
+    assert "Bluebird" not in other_team
+    assert client.get("/reviews?team=abc").status_code == 404
+    assert client.get("/reviews?team=0").status_code == 404
+
+
 def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
     everything_at_anvil = db.scalars(select(Activity).where(Activity.account_id == org.ann_account.id)).all()
     link(db, make_strategy(db, account=org.ann_account), *everything_at_anvil)
@@ -156,7 +205,12 @@ def test_the_message_after_a_run_counts_the_open_findings_the_manager_may_see(db
     assert "Review as of 2026-10-31 done. Open findings on the accounts you see: 2 (2 new)." in page
 
 
-def test_the_page_issues_the_same_number_of_queries_for_few_and_many_findings(db, login_as, org):
+@pytest.mark.parametrize("page_limit", [500, 0], ids=["every-finding", "team-choice"])
+def test_the_page_issues_the_same_number_of_queries_for_few_and_many_findings(
+    app, db, login_as, org, page_limit
+):
+    app.config["REVIEW_PAGE_FINDINGS"] = page_limit
+
     def statements_on_page(as_of):
         client = login_as(org.vp)
         count = 0

@@ -64,3 +64,30 @@ def test_the_vp_reads_the_review_filters_it_and_opens_an_account(page, org, revi
     page.get_by_role("link", name="Amber Foods").click()
     expect(page).to_have_url(re.compile(rf"/accounts/{org.amir_account.id}$"))
     expect(page.get_by_role("heading", name="Amber Foods", level=1)).to_be_visible()
+
+
+def test_past_the_page_limit_the_vp_picks_a_team_and_comes_back(app, page, org, reviewed):
+    from playwright.sync_api import expect
+
+    app.config["REVIEW_PAGE_FINDINGS"] = 3
+    page.goto("/reviews")
+    page.get_by_role("button", name=re.compile(r"Sign in as Vera Park")).click()
+    expect(page.get_by_text("5 findings are more than one page lists: pick a team.")).to_be_visible()
+    expect(page.locator("tr.finding")).to_have_count(0)
+    expect(page.locator("tr.team a.team-link")).to_have_text(["Eli East's team", "Wendy West's team"])
+    page.screenshot(path="/tmp/stratlink_review_teams.png", full_page=True)  # noqa: S108
+
+    page.get_by_role("link", name="Eli East's team").click()
+    expect(page).to_have_url(re.compile(rf"team={org.east.id}"))
+    # Grouped by rep: Amir before Ann.
+    expect(page.locator("tr.finding a.account-link")).to_have_text(
+        ["Amber Foods", "Anvil Works", "Harborview Clinic"]
+    )
+    page.get_by_role("link", name="Stale strategy").click()
+    expect(page).to_have_url(re.compile(rf"\?rule=stale_strategy&team={org.east.id}$"))
+    expect(page.locator("tr.finding a.account-link")).to_have_text(["Amber Foods"])
+
+    # Back to all teams, still on the stale rule: its 2 findings fit on the page.
+    page.get_by_role("link", name="all teams").click()
+    expect(page).to_have_url(re.compile(r"/reviews\?rule=stale_strategy$"))
+    expect(page.locator("tr.finding a.account-link")).to_have_text(["Amber Foods", "Bluebird Freight"])
