@@ -95,6 +95,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS"),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "StratLink <stratlink@localhost>"),
+        # A digest lists this many findings at most (new ones first); the rest are counted and linked.
+        "DIGEST_MAX_FINDINGS": _int("DIGEST_MAX_FINDINGS", 100),
         # Framing: origins allowed to embed /embed/... pages.
         "EMBED_FRAME_ANCESTORS": _list(
             "EMBED_FRAME_ANCESTORS",

@@ -40,10 +40,18 @@ class Digest:
 
 
 def build_digests(session: DbSession, review: Review) -> list[Digest]:
-    """Decide who gets a digest of `review` and with which findings."""
+    """Decide who gets a digest of `review` and with which findings.
+
+    The findings are read once and filed by owner, so each recipient's are gathered from their owners'
+    files instead of a pass over every finding (with 2,000 reps and 17,000 findings that pass took 11 s).
+    """
     everything = findings_for_owners(session, review, None)
     if not has_open_findings(everything):
         return []
+    position = {finding.id: index for index, finding in enumerate(everything)}
+    by_owner: dict[int | None, list[Finding]] = {}
+    for finding in everything:
+        by_owner.setdefault(finding.owner_id, []).append(finding)
     recipients = session.scalars(
         select(User)
         .where(User.active.is_(True), User.role.in_((Role.MANAGER, Role.REP)))
@@ -52,7 +60,11 @@ def build_digests(session: DbSession, review: Review) -> list[Digest]:
     digests = []
     for user in recipients:
         owners = visible_owner_ids(session, user)
-        mine = [finding for finding in everything if owners is None or finding.owner_id in owners]
+        if owners is None:
+            mine = everything
+        else:
+            mine = [finding for owner in owners for finding in by_owner.get(owner, ())]
+            mine.sort(key=lambda finding: position[finding.id])  # back into display order
         if has_open_findings(mine):
             digests.append(Digest(user, new_first(mine), team=user.role == Role.MANAGER))
     return digests
@@ -75,9 +87,21 @@ SECTION_TITLES = {
 }
 
 
-def render_digest(digest: Digest, review: Review, base_url: str) -> tuple[str, str]:
-    """Render the plain-text and HTML bodies of one digest (needs an app context)."""
+DEFAULT_MAX_FINDINGS = 100
+
+
+def render_digest(
+    digest: Digest, review: Review, base_url: str, max_findings: int = DEFAULT_MAX_FINDINGS
+) -> tuple[str, str]:
+    """Render the plain-text and HTML bodies of one digest (needs an app context).
+
+    The email lists the first `max_findings` findings (new ones first); each section still gives its
+    whole count and says how many more the review page holds, so a VP's digest of a large org stays an
+    email (17,000 findings made 15 MB) rather than a copy of the review.
+    """
     base = base_url.rstrip("/")
+    listed = digest.findings[: max(max_findings, 0)]
+    counts = digest.counts
     sections = []
     for status, title in SECTION_TITLES.items():
         rows = [
@@ -91,16 +115,24 @@ def render_digest(digest: Digest, review: Review, base_url: str) -> tuple[str, s
                 "pipeline": money(finding.open_pipeline),
                 "owner": finding.owner.name if finding.owner is not None else "No owner",
             }
-            for finding in digest.findings
+            for finding in listed
             if finding.status == status
         ]
-        if rows:
-            sections.append({"status": status, "title": title, "rows": rows})
+        if counts[status]:
+            sections.append(
+                {
+                    "status": status,
+                    "title": title,
+                    "count": counts[status],
+                    "rows": rows,
+                    "more": counts[status] - len(rows),
+                }
+            )
     context: dict[str, Any] = {
         "digest": digest,
         "review": review,
         "sections": sections,
-        "counts": digest.counts,
+        "counts": counts,
         "review_url": f"{base}/reviews/{review.id}",
         "subject": subject_for(digest, review),
     }
@@ -109,7 +141,12 @@ def render_digest(digest: Digest, review: Review, base_url: str) -> tuple[str, s
 
 def compose(digest: Digest, review: Review, config: Mapping[str, Any]) -> EmailMessage:
     """Build the multipart/alternative message of one digest."""
-    text, html = render_digest(digest, review, config.get("STRATLINK_BASE_URL") or "http://127.0.0.1:5000")
+    text, html = render_digest(
+        digest,
+        review,
+        config.get("STRATLINK_BASE_URL") or "http://127.0.0.1:5000",
+        int(config.get("DIGEST_MAX_FINDINGS", DEFAULT_MAX_FINDINGS)),
+    )
     message = EmailMessage()
     message["Subject"] = subject_for(digest, review)
     message["From"] = config.get("MAIL_FROM") or "StratLink <stratlink@localhost>"

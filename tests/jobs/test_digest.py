@@ -149,3 +149,33 @@ def test_the_review_command_reports_an_unreachable_smtp_server(db, org, app):
     assert result.exit_code == 1
     assert "could not send the digest through 127.0.0.1:9" in result.output
     assert "Westward" in result.output  # the review itself ran and was printed
+
+
+def test_a_long_digest_lists_the_first_findings_and_counts_the_rest(db, org, smtp_server, app):
+    app.config["DIGEST_MAX_FINDINGS"] = 2
+    busy(db, make_account(db, name="Fifth Avenue", owner=org["ravi"]), 5)
+    review(db, as_of=date(2026, 10, 24))
+    for name, count in (("Sixpence", 6), ("Ninepins", 9), ("Sevenoaks", 7)):
+        busy(db, make_account(db, name=name, owner=org["rita"]), count)
+    weekly = review(db)
+
+    send_digests(db, weekly, app.config)
+
+    [to_emma] = smtp_server.to("emma@example.com")
+    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 3 new, 1 persisting for your team"
+    text, html = to_emma.part("text/plain"), to_emma.part("text/html")
+    for body in (text, html):
+        assert "New this review (3)" in body
+        assert "Still open (1)" in body
+        assert body.index("Ninepins") < body.index("Sevenoaks")  # the most uncovered first
+        assert "Sixpence" not in body
+        assert "Fifth Avenue" not in body
+        assert f"{BASE}/reviews/{weekly.id}" in body
+    assert "* and 1 more on the review page." in text
+    assert "* 1 finding on the review page." in text
+    assert "And 1 more on the review page" in html
+    assert "1 finding on the review page" in html
+    # A short digest is whole.
+    [to_ravi] = smtp_server.to("ravi@example.com")
+    assert "Fifth Avenue" in to_ravi.part("text/plain")
+    assert "on the review page." not in to_ravi.part("text/plain")
