@@ -214,6 +214,8 @@ def _lead(
         scheduler = build_scheduler(app)
         scheduler.start(paused=True)
         try:
+            # Runs a previous leader left "running" died with it; record them before running anything.
+            tasks.close_interrupted_runs(db.session)
             sync_job_store(scheduler, specs)
             scheduler.resume()
             while not stop.wait(heartbeat):

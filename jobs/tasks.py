@@ -122,6 +122,31 @@ def run_recorded(
     return run
 
 
+def close_interrupted_runs(session: DbSession) -> list[JobRun]:
+    """Mark the runs still "running" as failed: their scheduler died before it could record them.
+
+    Only the leader runs jobs, so a new leader calls this before it runs any: a run left running then
+    belongs to a leader that was killed or crashed (or lost its database connection) mid-run, and
+    would otherwise show as running forever.
+    """
+    runs = list(
+        session.scalars(select(JobRun).where(JobRun.outcome == JobOutcome.RUNNING.value).order_by(JobRun.id))
+    )
+    now = datetime.now(UTC)
+    for run in runs:
+        run.outcome = JobOutcome.FAILED.value
+        run.finished_at = now
+        run.error = (
+            f"Interrupted: the scheduler {run.runner or '(unknown)'} stopped before this run finished "
+            "(killed, crashed or cut off from the database); this period does not run again."
+        )
+        log.warning(
+            "%s for %s was interrupted on %s; recorded as failed", run.job, run.scheduled_for, run.runner
+        )
+    session.commit()
+    return runs
+
+
 def sync_work(session: DbSession) -> str:
     """Pull the configured source incrementally."""
     from integrations.sources import get_source

@@ -152,6 +152,43 @@ def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path,
     assert (second.outcome, second.message) == ("succeeded", "ran after a failure")
 
 
+def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next(app, tmp_path, no_bound_app):
+    # What a leader killed with SIGKILL halfway through a sync leaves behind.
+    orphan = JobRun(
+        job="sync",
+        scheduled_for=datetime(2026, 11, 2, 7, tzinfo=UTC),
+        started_at=datetime(2026, 11, 2, 7, tzinfo=UTC),
+        outcome="running",
+        runner="old-host:4242",
+    )
+    extension.session.add(orphan)
+    extension.session.commit()
+    stop = threading.Event()
+    states: list[str] = []
+    runner = threading.Thread(
+        target=run_scheduler,
+        kwargs={
+            "app": app,
+            "jobs": [],
+            "stop": stop,
+            "lock": FileLock(tmp_path / "scheduler.lock"),
+            "heartbeat_seconds": 0.1,
+            "on_state": states.append,
+        },
+    )
+    runner.start()
+    try:
+        wait_for(lambda: "leader" in states, "the scheduler to lead")
+    finally:
+        stop.set()
+        runner.join(TIMEOUT)
+
+    [run] = job_runs("sync")
+    assert run.outcome == "failed"
+    assert run.finished_at is not None
+    assert "Interrupted: the scheduler old-host:4242 stopped before this run finished" in run.error
+
+
 def test_a_second_file_lock_waits_until_the_first_is_released(tmp_path):
     path = tmp_path / "stratlink.sqlite3.scheduler.lock"
     leader, standby = FileLock(path), FileLock(path)
