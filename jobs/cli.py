@@ -21,8 +21,12 @@ from jobs.models import JobRun
 @with_appcontext
 def scheduler_command(retry_seconds: float) -> None:
     """Run the scheduled jobs (sync, review, digest); extra processes wait on standby."""
-    from jobs.scheduler import run_scheduler
+    from jobs.scheduler import SchedulerConfigError, configured_jobs, run_scheduler
 
+    try:
+        jobs = configured_jobs(current_app.config)
+    except SchedulerConfigError as error:
+        raise click.ClickException(f"cannot start the scheduler: {error}") from error
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
 
@@ -33,7 +37,7 @@ def scheduler_command(retry_seconds: float) -> None:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        run_scheduler(app, stop=stop, retry_seconds=retry_seconds, heartbeat_seconds=retry_seconds)
+        run_scheduler(app, jobs=jobs, stop=stop, retry_seconds=retry_seconds, heartbeat_seconds=retry_seconds)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

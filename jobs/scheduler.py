@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -51,17 +52,36 @@ class JobSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+class SchedulerConfigError(ValueError):
+    """A scheduler setting (REVIEW_CRON, REVIEW_TIMEZONE, SYNC_INTERVAL_MINUTES) that cannot be used."""
+
+
 def configured_jobs(config: Mapping[str, Any]) -> list[JobSpec]:
-    """Return the jobs the configuration asks for: the sync every few minutes, the weekly review."""
+    """Return the jobs the configuration asks for: the sync every few minutes, the weekly review.
+
+    Raises SchedulerConfigError, naming the setting, when one cannot be used.
+    """
     timezone = config.get("REVIEW_TIMEZONE") or "UTC"
-    jobs = [
-        JobSpec(
-            tasks.REVIEW_JOB,
-            "jobs.tasks:review_job",
-            CronTrigger.from_crontab(config.get("REVIEW_CRON") or "0 7 * * mon", timezone=timezone),
-        )
-    ]
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SchedulerConfigError(
+            f"REVIEW_TIMEZONE {timezone!r} is not a known time zone (e.g. UTC, Europe/Paris)"
+        ) from error
+    cron = config.get("REVIEW_CRON") or "0 7 * * mon"
+    try:
+        review_trigger = CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as error:
+        raise SchedulerConfigError(
+            f"REVIEW_CRON {cron!r} is not a valid crontab (five fields: minute hour day month weekday, "
+            f"e.g. '0 7 * * mon'): {error}"
+        ) from error
+    jobs = [JobSpec(tasks.REVIEW_JOB, "jobs.tasks:review_job", review_trigger)]
     minutes = int(config.get("SYNC_INTERVAL_MINUTES") or 0)
+    if minutes < 0:
+        raise SchedulerConfigError(
+            f"SYNC_INTERVAL_MINUTES must be 0 (no scheduled sync) or a number of minutes, got {minutes}"
+        )
     if minutes > 0:  # 0 turns the scheduled sync off.
         jobs.insert(
             0,

@@ -77,6 +77,25 @@ def test_the_default_review_runs_mondays_at_seven_in_the_review_timezone(app):
     )
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("REVIEW_CRON", "0 7 * *", "REVIEW_CRON '0 7 * *' is not a valid crontab"),
+        ("REVIEW_CRON", "61 7 * * mon", "REVIEW_CRON '61 7 * * mon' is not a valid crontab"),
+        ("REVIEW_TIMEZONE", "Mars/Olympus", "REVIEW_TIMEZONE 'Mars/Olympus' is not a known time zone"),
+        ("SYNC_INTERVAL_MINUTES", -5, "SYNC_INTERVAL_MINUTES must be 0 (no scheduled sync)"),
+    ],
+)
+def test_a_bad_schedule_setting_stops_the_scheduler_command_with_a_clear_message(app, setting, value, words):
+    app.config[setting] = value
+
+    result = app.test_cli_runner().invoke(args=["scheduler"])
+
+    assert result.exit_code == 1
+    assert f"Error: cannot start the scheduler: {words}" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.fixture
 def paused_scheduler(app) -> Iterator[BackgroundScheduler]:
     """A scheduler on the app database's job store that never runs anything."""
