@@ -190,6 +190,10 @@ def digest_work(session: DbSession, review_id: int) -> str:
     review = session.get(Review, review_id)
     if review is None:
         raise JobSkipped(f"review {review_id} no longer exists")
+    if review.digest_sent_at is not None:
+        raise JobSkipped(
+            f"the digest of review {review_id} already went out ({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)"
+        )
     sent = send_digests(session, review, current_app.config)
     if not sent:
         raise JobSkipped("nothing to report")

@@ -95,11 +95,18 @@ def review_command(as_of: date | None, send_digest: bool) -> None:
     if send_digest:
         from planning.digest import send_digests
 
+        if review.digest_sent_at is not None:
+            click.echo(
+                f"\nNo digest sent: the digest of the review as of {review.as_of.isoformat()} "
+                f"already went out ({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)."
+            )
+            return
         try:
             sent = send_digests(db.session, review, config)
         except (OSError, smtplib.SMTPException) as error:
             server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
             raise click.ClickException(f"could not send the digest through {server}: {error}") from error
+        db.session.commit()
         if sent:
             click.echo(f"\nDigest sent to {len(sent)}: " + ", ".join(d.recipient.email for d in sent))
         else:

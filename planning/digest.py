@@ -23,7 +23,7 @@ from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.describe import RULE_TITLES, describe_finding, money
 from planning.findings import count_by_status, findings_for_owners, has_open_findings, new_first
-from planning.models import Finding, Review, Role, User
+from planning.models import Finding, Review, Role, User, utcnow
 
 
 @dataclass
@@ -183,7 +183,13 @@ def send_digests(
     *,
     smtp_factory: SmtpFactory = connect_smtp,
 ) -> list[Digest]:
-    """Email each recipient their digest of `review` over one SMTP connection; return what was sent."""
+    """Email each recipient their digest of `review` over one SMTP connection; return what was sent.
+
+    A review's digest goes out once: when it already went out (`review.digest_sent_at`), even for an
+    earlier run of the review for the same day, nothing is sent again. The caller commits.
+    """
+    if review.digest_sent_at is not None:
+        return []
     digests = build_digests(session, review)
     if not digests:
         return []
@@ -191,4 +197,6 @@ def send_digests(
     with smtp_factory(config) as connection:
         for message in messages:
             connection.send_message(message)
+    review.digest_sent_at = utcnow()
+    session.flush()
     return digests

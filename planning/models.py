@@ -425,6 +425,8 @@ class Review(db.Model):  # type: ignore[name-defined,misc]
     stale_days: Mapped[int] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When its digest went out: a review's digest is sent once, even if it is run again for its day.
+    digest_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     findings: Mapped[list[Finding]] = relationship(
         back_populates="review", cascade="all, delete-orphan", order_by=lambda: Finding.display_order()

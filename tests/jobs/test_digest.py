@@ -179,3 +179,20 @@ def test_a_long_digest_lists_the_first_findings_and_counts_the_rest(db, org, smt
     [to_ravi] = smtp_server.to("ravi@example.com")
     assert "Fifth Avenue" in to_ravi.part("text/plain")
     assert "on the review page." not in to_ravi.part("text/plain")
+
+
+def test_a_review_digest_goes_out_once_however_often_it_is_asked_for(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    db.commit()
+    runner = app.test_cli_runner()
+
+    first = runner.invoke(args=["review", "--as-of", "2026-10-31", "--send-digest"])
+    # The same day again (the review is replaced in place), from the command or a second run.
+    again = runner.invoke(args=["review", "--as-of", "2026-10-31", "--send-digest"])
+    assert send_digests(db, review(db), app.config) == []
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    assert "No digest sent: the digest of the review as of 2026-10-31 already went out" in again.output
+    assert len(smtp_server.messages) == 3
+    assert len(smtp_server.to("wes@example.com")) == 1

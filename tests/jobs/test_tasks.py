@@ -111,6 +111,26 @@ def test_the_review_job_reviews_the_scheduled_day_and_sends_the_digest_once(
     assert [message.recipients for message in smtp_server.messages] == [["rita@example.com"]]
 
 
+def test_a_second_review_of_the_same_day_sends_no_second_digest(db, app, smtp_server, scheduled_for):
+    account = make_account(db, owner=make_user(db, email="rita@example.com"))
+    make_activity(db, account=account, kind="contract", occurred_at=utc(2026, 10, 30))
+    db.commit()
+
+    review_job()
+    scheduled_for(utc(2026, 11, 2, 19))  # REVIEW_CRON="0 7,19 * * *": the same day, twice
+    review_job()
+
+    review_id = db.scalar(select(Review.id))
+    assert [(run.job, run.outcome) for run in runs(db)] == [
+        ("review", "succeeded"),
+        ("digest", "succeeded"),
+        ("review", "succeeded"),
+        ("digest", "skipped"),
+    ]
+    assert runs(db, "digest")[1].message.startswith(f"the digest of review {review_id} already went out")
+    assert [message.recipients for message in smtp_server.messages] == [["rita@example.com"]]
+
+
 def test_the_digest_is_skipped_when_the_review_found_nothing(db, app, smtp_server, scheduled_for):
     review_job()
 
