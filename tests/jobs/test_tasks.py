@@ -158,6 +158,13 @@ def test_an_unreachable_smtp_server_fails_the_digest_not_the_review(db, app, sch
         ("digest", "failed"),
     ]
     assert "ConnectionRefusedError" in runs(db, "digest")[0].error
+    # The last line, which `job-runs` shows, names the server to fix.
+    assert (
+        runs(db, "digest")[0]
+        .error.strip()
+        .splitlines()[-1]
+        .startswith("RuntimeError: could not send the digest through 127.0.0.1:9:")
+    )
 
 
 def test_the_sync_job_pulls_the_configured_source(db, app, tmp_path, scheduled_for):
