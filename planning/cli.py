@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
 from datetime import date
 from typing import Any
 
@@ -93,7 +92,7 @@ def review_command(as_of: date | None, send_digest: bool) -> None:
     for line in summary_lines(review):
         click.echo(line)
     if send_digest:
-        from planning.digest import send_digests
+        from planning.digest import DigestNotSent, send_digests
 
         if review.digest_sent_at is not None:
             click.echo(
@@ -103,9 +102,8 @@ def review_command(as_of: date | None, send_digest: bool) -> None:
             return
         try:
             sent = send_digests(db.session, review, config)
-        except (OSError, smtplib.SMTPException) as error:
-            server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
-            raise click.ClickException(f"could not send the digest through {server}: {error}") from error
+        except DigestNotSent as error:
+            raise click.ClickException(str(error)) from error
         db.session.commit()
         if sent:
             click.echo(f"\nDigest sent to {len(sent)}: " + ", ".join(d.recipient.email for d in sent))

@@ -160,6 +160,10 @@ def compose(digest: Digest, review: Review, config: Mapping[str, Any]) -> EmailM
 SmtpFactory = Callable[[Mapping[str, Any]], smtplib.SMTP]
 
 
+class DigestNotSent(RuntimeError):
+    """The SMTP server could not be reached or refused the digest; the message names the server."""
+
+
 def connect_smtp(config: Mapping[str, Any]) -> smtplib.SMTP:
     """Open an SMTP connection from the SMTP_* settings (STARTTLS and login when configured)."""
     connection = smtplib.SMTP(
@@ -186,7 +190,8 @@ def send_digests(
     """Email each recipient their digest of `review` over one SMTP connection; return what was sent.
 
     A review's digest goes out once: when it already went out (`review.digest_sent_at`), even for an
-    earlier run of the review for the same day, nothing is sent again. The caller commits.
+    earlier run of the review for the same day, nothing is sent again. The caller commits. Raises
+    DigestNotSent when the SMTP server fails.
     """
     if review.digest_sent_at is not None:
         return []
@@ -194,9 +199,14 @@ def send_digests(
     if not digests:
         return []
     messages = [compose(digest, review, config) for digest in digests]
-    with smtp_factory(config) as connection:
-        for message in messages:
-            connection.send_message(message)
+    try:
+        with smtp_factory(config) as connection:
+            for message in messages:
+                connection.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        # Name the server: "Connection refused" alone does not say which setting to fix.
+        server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
+        raise DigestNotSent(f"could not send the digest through {server}: {error}") from error
     review.digest_sent_at = utcnow()
     session.flush()
     return digests

@@ -163,7 +163,7 @@ def test_an_unreachable_smtp_server_fails_the_digest_not_the_review(db, app, sch
         runs(db, "digest")[0]
         .error.strip()
         .splitlines()[-1]
-        .startswith("RuntimeError: could not send the digest through 127.0.0.1:9:")
+        .startswith("planning.digest.DigestNotSent: could not send the digest through 127.0.0.1:9:")
     )
 
 
