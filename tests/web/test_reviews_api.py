@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import func, select
 
+from planning.models import Review
 from planning.review import run_review
 from planning.users import issue_api_token
 from tests.factories import link, make_activity, make_opportunity, make_strategy, utc
@@ -165,6 +167,24 @@ def test_bad_input_is_a_json_error_not_a_crash(client, bearer, org, body):
 
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [(b'{"as_of": "2026-10-31"', "line 1 column 23"), (b"{bad json", "line 1 column 2"), (b"\xff", "")],
+    ids=["cut-short", "unquoted", "not-utf8"],
+)
+def test_a_body_that_is_not_json_is_refused_saying_so_and_runs_nothing(db, client, bearer, org, raw, where):
+    response = client.post(
+        "/api/reviews", data=raw, headers={**bearer(org.vp), "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_json"
+    assert error["message"].startswith("The request body is not valid JSON: ")
+    assert where in error["message"]
+    assert db.scalar(select(func.count()).select_from(Review)) == 0
 
 
 def test_missing_reviews_are_json_404s(db, client, bearer, org):

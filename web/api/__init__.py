@@ -7,6 +7,7 @@ with `Authorization: Bearer <token>` from `flask --app app users token EMAIL`. E
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 from apiflask import APIBlueprint
@@ -102,6 +103,16 @@ def require_signed_in_user() -> None:
             validate_csrf(request.headers.get("X-CSRFToken"))
         except (ValidationError, CSRFError) as error:
             abort_api(403, f"CSRF check failed: {error}", "csrf_failed")
+
+
+@bp.before_request
+def refuse_malformed_json() -> None:
+    """Say that a JSON body does not parse, and where (the parser's own 400 says only "not understood")."""
+    if request.is_json and request.get_data(cache=True):
+        try:
+            json.loads(request.get_data(cache=True))
+        except ValueError as error:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+            abort_api(400, f"The request body is not valid JSON: {error}", "invalid_json")
 
 
 def init_app(app: Flask) -> None:
