@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from extensions import db
+from jobs import tasks
 from jobs.models import JobRun
 
 
@@ -45,7 +46,7 @@ def scheduler_command(retry_seconds: float) -> None:
 
 @click.command("job-runs")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--job", "job_name", default=None, help="Only this job (sync, review, digest).")
+@click.option("--job", "job_name", default=None, type=click.Choice(tasks.JOBS), help="Only this job.")
 @with_appcontext
 def job_runs_command(limit: int, job_name: str | None) -> None:
     """List the latest job runs: when, outcome, and the error of a failed one."""
@@ -54,16 +55,17 @@ def job_runs_command(limit: int, job_name: str | None) -> None:
         statement = statement.where(JobRun.job == job_name)
     runs = list(db.session.scalars(statement))
     if not runs:
-        click.echo("No job has run yet.")
+        click.echo(f"No {job_name} job has run yet." if job_name else "No job has run yet.")
         return
-    click.echo(f"{'job':<8} {'scheduled for (UTC)':<20} {'outcome':<10} {'took':>7}  runner / message")
+    width = max(len("job"), *(len(run.job) for run in runs))
+    click.echo(f"{'job':<{width}} {'scheduled for (UTC)':<20} {'outcome':<10} {'took':>7}  runner / message")
     for run in runs:
         took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "-"
         detail = run.message or ""
         if run.error:
             detail = run.error.strip().splitlines()[-1]
         click.echo(
-            f"{run.job:<8} {run.scheduled_for:%Y-%m-%d %H:%M:%S} {run.outcome:<10} {took:>7}  "
+            f"{run.job:<{width}} {run.scheduled_for:%Y-%m-%d %H:%M:%S}  {run.outcome:<10} {took:>7}  "
             f"{run.runner or ''} {detail}".rstrip()
         )
 

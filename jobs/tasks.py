@@ -34,6 +34,7 @@ SYNC_JOB = "sync"
 REVIEW_JOB = "review"
 DIGEST_JOB = "digest"
 WRITEBACK_JOB = "salesforce_writeback"
+JOBS = (SYNC_JOB, REVIEW_JOB, DIGEST_JOB, WRITEBACK_JOB)
 
 # The time the scheduler planned the current run for; set by jobs.scheduler's executor.
 SCHEDULED_FOR: ContextVar[datetime | None] = ContextVar("scheduled_for", default=None)

@@ -195,3 +195,30 @@ def test_a_failing_sync_is_recorded_as_failed(db, app, tmp_path, scheduled_for):
     [run] = runs(db)
     assert run.outcome == "failed"
     assert "missing.json" in run.error
+
+
+def test_job_runs_lists_the_latest_runs_with_a_failures_last_error_line(db, app):
+    run_recorded(db, "sync", MONDAY_7AM, lambda session: "sync run 1 succeeded: 3 inserted")
+
+    def failing(session):
+        raise ValueError("the CRM said no")
+
+    run_recorded(db, "salesforce_writeback", MONDAY_7AM.replace(hour=8), failing)
+    cli = app.test_cli_runner()
+
+    everything = cli.invoke(args=["job-runs"])
+    only_sync = cli.invoke(args=["job-runs", "--job", "sync"])
+    no_review = cli.invoke(args=["job-runs", "--job", "review"])
+    unknown = cli.invoke(args=["job-runs", "--job", "bogus"])
+
+    assert everything.exit_code == 0, everything.output
+    header, latest, earliest = everything.output.splitlines()
+    assert header.split() == ["job", "scheduled", "for", "(UTC)", "outcome", "took", "runner", "/", "message"]
+    assert latest.startswith(f"salesforce_writeback {MONDAY_7AM.replace(hour=8):%Y-%m-%d %H:%M:%S}  failed ")
+    assert latest.endswith("ValueError: the CRM said no")
+    assert earliest.startswith(f"sync                 {MONDAY_7AM:%Y-%m-%d %H:%M:%S}  succeeded ")
+    assert earliest.endswith("sync run 1 succeeded: 3 inserted")
+    assert [line.split()[0] for line in only_sync.output.splitlines()[1:]] == ["sync"]
+    assert no_review.output == "No review job has run yet.\n"
+    assert unknown.exit_code == 2
+    assert "Invalid value for '--job'" in unknown.output
