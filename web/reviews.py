@@ -23,7 +23,7 @@ from planning.findings import (
     visible_team_summaries,
 )
 from planning.models import Finding, Review, Role, User
-from planning.review import RULES, STATUSES, ReviewParameterError, run_review_from_config
+from planning.review import RULES, STATUSES, ReviewParameterError, run_review_from_config, today_in
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -128,6 +128,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         reason_titles=REASON_TITLES,
         recent=recent,
         may_run=may_run_reviews(user),
+        today=today_in(current_app.config.get("REVIEW_TIMEZONE") or "UTC"),
         scope="everyone" if sees_everything(user) else ("team" if user.role == Role.MANAGER else "own"),
     )
 

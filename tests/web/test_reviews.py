@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
@@ -169,6 +170,19 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, flagged):
     response = client.get("/reviews")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+def test_the_date_picker_offers_no_day_after_today_in_the_review_time_zone(app, login_as, org, flagged):
+    client = login_as(org.east)
+    offered = {}
+    # 25 hours apart: these two zones never share a date.
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        app.config["REVIEW_TIMEZONE"] = zone
+        page = client.get("/reviews").get_data(as_text=True)
+        [offered[zone]] = re.findall(r'<input type="date" id="run-as-of" name="as_of" max="([\d-]+)">', page)
+
+    assert offered == {zone: datetime.now(ZoneInfo(zone)).date().isoformat() for zone in offered}
+    assert offered["Pacific/Kiritimati"] > offered["Pacific/Pago_Pago"]
 
 
 def test_managers_run_a_review_from_the_page_and_reps_may_not(db, login_as, org, flagged):
