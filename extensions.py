@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
+import click
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -59,3 +62,47 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def schema_problem() -> str | None:
+    """Say what keeps this code from using the app's database (no tables, or another schema revision),
+    or return None when its schema is the latest migration. Needs an app context.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate.get_config()).get_current_head()
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    where = db.engine.url.render_as_string(hide_password=True)
+    if current is None:
+        return (
+            f"the database {where} has no StratLink tables yet: run `flask --app app db upgrade` "
+            "(or `flask --app app demo` for the demo org)"
+        )
+    if current != head:
+        return (
+            f"the database {where} is at schema revision {current} and this code needs {head}: "
+            "run `flask --app app db upgrade`"
+        )
+    return None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def needs_current_schema(command: Callable[P, R]) -> Callable[P, R]:
+    """Make a CLI command stop with a message, not a traceback, when `schema_problem` finds one.
+
+    Goes under `with_appcontext`.
+    """
+
+    @functools.wraps(command)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        problem = schema_problem()
+        if problem is not None:
+            raise click.ClickException(problem)
+        return command(*args, **kwargs)
+
+    return checked

@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
-from extensions import db
+from extensions import db, needs_current_schema
 from integrations.base import Source, SourceError
 from integrations.sources import UnknownSource, get_source
 from integrations.sync import run_sync
@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
     "--path", metavar="FILE", help="The JSON import file for --source file [STRATLINK_IMPORT_PATH]."
 )
 @with_appcontext
+@needs_current_schema
 def sync_command(source_name: str | None, full: bool, path: str | None) -> None:
     """Pull records from a source into the database."""
     name = (source_name or current_app.config["STRATLINK_SOURCE"]).strip().lower()

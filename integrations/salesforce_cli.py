@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from extensions import db
+from extensions import db, needs_current_schema
 from integrations.base import SourceError
 from integrations.salesforce import check_connection
 from integrations.salesforce_settings import SalesforceSettings
@@ -41,6 +41,7 @@ def check_command() -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="The review to send (default: the latest).",
 )
+@needs_current_schema
 def writeback_command(dry_run: bool, as_of: datetime | None) -> None:
     """Send each account's strategy status, objective and uncovered count to Salesforce."""
     statement = select(Review).order_by(Review.as_of.desc()).limit(1)

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from extensions import db
+from extensions import db, needs_current_schema
 from jobs import tasks
 from jobs.models import JobRun
 
@@ -20,6 +20,7 @@ from jobs.models import JobRun
 @click.command("scheduler")
 @click.option("--retry-seconds", default=5.0, show_default=True, help="How often a standby tries to lead.")
 @with_appcontext
+@needs_current_schema
 def scheduler_command(retry_seconds: float) -> None:
     """Run the scheduled jobs (sync, review, digest); extra processes wait on standby."""
     from jobs.scheduler import SchedulerConfigError, configured_jobs, run_scheduler
@@ -48,6 +49,7 @@ def scheduler_command(retry_seconds: float) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--job", "job_name", default=None, type=click.Choice(tasks.JOBS), help="Only this job.")
 @with_appcontext
+@needs_current_schema
 def job_runs_command(limit: int, job_name: str | None) -> None:
     """List the latest job runs: when, outcome, and the error of a failed one."""
     statement = select(JobRun).order_by(JobRun.scheduled_for.desc(), JobRun.id.desc()).limit(limit)

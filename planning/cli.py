@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from extensions import db
+from extensions import db, needs_current_schema
 from planning.describe import describe_finding, money
 from planning.models import Review
 from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
@@ -80,6 +80,7 @@ def summary_lines(review: Review) -> list[str]:
 )
 @click.option("--send-digest", is_flag=True, help="Email the digest of this review afterwards.")
 @with_appcontext
+@needs_current_schema
 def review_command(as_of: date | None, send_digest: bool) -> None:
     """Run the tactics review, store it (replacing one for the same day) and print its findings."""
     config = current_app.config

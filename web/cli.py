@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from extensions import db
+from extensions import db, needs_current_schema
 from planning.models import Role, User
 from planning.users import (
     UserInvalid,
@@ -29,6 +29,7 @@ def _user_or_exit(email: str) -> User:
 
 @users.command("token")
 @click.argument("email")
+@needs_current_schema
 def token_command(email: str) -> None:
     """Create an API token for EMAIL and print it once."""
     user = _user_or_exit(email)
@@ -55,6 +56,7 @@ def token_command(email: str) -> None:
     help="rep, manager (a manager with no manager is the VP) or admin.",
 )
 @click.option("--manager", "manager_email", help="Email of the person's manager.")
+@needs_current_schema
 def create_command(email: str, name: str, role: str, manager_email: str | None) -> None:
     """Create a user who signs in with EMAIL (set a password with `users set-password`)."""
     manager = _user_or_exit(manager_email) if manager_email else None
@@ -74,6 +76,7 @@ def create_command(email: str, name: str, role: str, manager_email: str | None) 
 
 @users.command("set-password")
 @click.argument("email")
+@needs_current_schema
 def set_password_command(email: str) -> None:
     """Set the sign-in password of EMAIL (prompted twice, hidden)."""
     user = _user_or_exit(email)
@@ -88,6 +91,7 @@ def set_password_command(email: str) -> None:
 
 
 @users.command("list")
+@needs_current_schema
 def list_command() -> None:
     """List every user with their role, manager and sign-in methods."""
     rows = list_users(db.session)
