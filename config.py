@@ -6,7 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import click
+
 SOURCES = ("demo", "salesforce", "hubspot", "file")
+
+
+class ConfigError(click.ClickException):
+    """A setting that cannot be used. A ClickException, so that `flask` commands print its message alone
+    (and exit 1) instead of a traceback; a web server shows it as the last line of its startup error.
+    """
 
 
 def _int(name: str, default: int) -> int:
@@ -16,7 +24,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as error:
-        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from error
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from error
 
 
 def _bool(name: str, default: bool = False) -> bool:
@@ -35,7 +43,7 @@ def from_environment(instance_path: str) -> dict[str, Any]:
     default_db = "sqlite:///" + str(Path(instance_path) / "stratlink.sqlite3")
     source = os.environ.get("STRATLINK_SOURCE", "demo").strip().lower() or "demo"
     if source not in SOURCES:
-        raise RuntimeError(f"STRATLINK_SOURCE must be one of {', '.join(SOURCES)}, got {source!r}")
+        raise ConfigError(f"STRATLINK_SOURCE must be one of {', '.join(SOURCES)}, got {source!r}")
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
