@@ -39,7 +39,7 @@ class Team:
         """Read a team from its key in a URL ("none", or the manager's id); None if it is not one."""
         if key == "none":
             return cls(None)
-        if key.isdigit() and is_valid_id(int(key)):
+        if key.isascii() and key.isdigit() and is_valid_id(int(key)):  # not "²", which isdigit() takes
             return cls(int(key))
         return None
 

@@ -88,6 +88,14 @@ def run() -> ResponseReturnValue:
     return redirect(url_for("reviews.review", review_id=done.id))
 
 
+def _today() -> date | None:
+    """Today in REVIEW_TIMEZONE, the last day a review may be run for; None if the zone is unknown."""
+    try:
+        return today_in(current_app.config.get("REVIEW_TIMEZONE") or "UTC")
+    except ReviewParameterError:
+        return None  # running a review says what is wrong with the setting
+
+
 def _render(shown: Review | None) -> ResponseReturnValue:
     """Render a review: every finding the user may see, or, past REVIEW_PAGE_FINDINGS, their teams to pick
     from (`?team=` then lists one team's findings). Counted in SQL first, so a VP's view of a large org
@@ -128,7 +136,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         reason_titles=REASON_TITLES,
         recent=recent,
         may_run=may_run_reviews(user),
-        today=today_in(current_app.config.get("REVIEW_TIMEZONE") or "UTC"),
+        today=_today(),
         scope="everyone" if sees_everything(user) else ("team" if user.role == Role.MANAGER else "own"),
     )
 

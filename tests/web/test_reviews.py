@@ -130,8 +130,8 @@ def test_a_team_filter_never_widens_what_someone_may_see(app, login_as, org, fla
     assert account_names(own_team) == ["Anvil Works"]
     assert account_names(other_team) == []
     assert "Bluebird" not in other_team
-    assert client.get("/reviews?team=abc").status_code == 404
-    assert client.get("/reviews?team=0").status_code == 404
+    for bad in ("abc", "0", "²", "-1", "99999999999999999999"):
+        assert client.get(f"/reviews?team={bad}").status_code == 404
 
 
 def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
@@ -183,6 +183,13 @@ def test_the_date_picker_offers_no_day_after_today_in_the_review_time_zone(app, 
 
     assert offered == {zone: datetime.now(ZoneInfo(zone)).date().isoformat() for zone in offered}
     assert offered["Pacific/Kiritimati"] > offered["Pacific/Pago_Pago"]
+    # A zone the review cannot use leaves the picker open, and running says what is wrong.
+    app.config["REVIEW_TIMEZONE"] = "Mars/Olympus_Mons"
+    page = client.get("/reviews")
+    assert page.status_code == 200
+    assert '<input type="date" id="run-as-of" name="as_of">' in page.get_data(as_text=True)
+    client.post("/reviews/run", data={"as_of": ""})
+    assert "unknown time zone" in client.get("/reviews").get_data(as_text=True)
 
 
 def test_managers_run_a_review_from_the_page_and_reps_may_not(db, login_as, org, flagged):
