@@ -120,6 +120,27 @@ def test_the_team_choice_keeps_the_rule_filter_and_counts_per_status(app, login_
     ]
 
 
+def test_accounts_of_people_without_a_manager_and_without_an_owner_make_the_no_manager_team(
+    app, db, login_as, org
+):
+    accounts = [make_account(db, owner=org.vp, name="Vera Own Co"), make_account(db, name="Ownerless Ltd")]
+    for account in [*accounts, org.bob_account]:
+        make_activity(db, account=account, kind="contract", occurred_at=utc(2026, 10, 20))
+    weekly(db)
+    app.config["REVIEW_PAGE_FINDINGS"] = 0
+    client = login_as(org.vp)
+
+    teams = team_links(client.get("/reviews").get_data(as_text=True))
+    no_manager = client.get("/reviews?team=none").get_data(as_text=True)
+
+    assert teams == [
+        (f"/reviews?team={org.west.id}", "Wendy West's team"),
+        ("/reviews?team=none", "No manager"),
+    ]
+    assert sorted(account_names(no_manager)) == ["Ownerless Ltd", "Vera Own Co"]
+    assert "Showing <strong>the accounts of people without a manager</strong> only" in no_manager
+
+
 def test_a_team_filter_never_widens_what_someone_may_see(app, login_as, org, flagged):
     app.config["REVIEW_PAGE_FINDINGS"] = 0
     client = login_as(org.ann)
