@@ -11,11 +11,13 @@ from flask.cli import with_appcontext
 
 from extensions import db, needs_current_schema
 from planning.describe import describe_finding, money
+from planning.findings import findings_for_owners, status_counts
 from planning.models import Review
 from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
 
 ACCOUNT_WIDTH = 36
 OWNER_WIDTH = 20
+DEFAULT_LIMIT = 50  # findings printed; a large org has thousands
 
 
 class IsoDate(click.ParamType):
@@ -42,19 +44,17 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summary_lines(review: Review) -> list[str]:
-    """Render a review as a readable table, one line per finding."""
-    findings = review.findings
-    counts = {
-        status: sum(f.status == status for f in findings) for status in ("new", "persisting", "resolved")
-    }
+def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT) -> list[str]:
+    """Render a review as a readable table, one line per finding, the first `limit` ones (None: all)."""
+    counts = status_counts(db.session, review)
+    total = sum(counts.values())
     lines = [
         f"Tactics review {review.id} as of {review.as_of.isoformat()} — window {review.window_days} days, "
         f"threshold {review.min_activities}, stale after {review.stale_days} days, {review.timezone}",
-        f"{len(findings)} finding{'' if len(findings) == 1 else 's'}: {counts['new']} new, "
+        f"{total} finding{'' if total == 1 else 's'}: {counts['new']} new, "
         f"{counts['persisting']} persisting, {counts['resolved']} resolved",
     ]
-    if not findings:
+    if not total:
         lines.append("Nothing piled up: every account's recent activity has a strategy behind it.")
         return lines
     lines.append("")
@@ -63,6 +63,7 @@ def summary_lines(review: Review) -> list[str]:
         "what the review found"
     )
     lines += [header, "-" * len(header)]
+    findings = findings_for_owners(db.session, review, None, limit=limit)
     for finding in findings:
         account = _clip(f"{finding.account.name} ({finding.account.external_id})", ACCOUNT_WIDTH)
         owner = _clip(finding.owner.name if finding.owner else "no owner", OWNER_WIDTH)
@@ -71,6 +72,11 @@ def summary_lines(review: Review) -> list[str]:
             f"{finding.status:<10}  {account:<{ACCOUNT_WIDTH}}  {owner:<{OWNER_WIDTH}}  "
             f"{money(finding.open_pipeline):>9}  {words}"
         )
+    if total > len(findings):
+        lines.append(
+            f"… and {total - len(findings):,} more: `--all` prints every one, and the review page "
+            f"(/reviews/{review.id}) shows them by team."
+        )
     return lines
 
 
@@ -78,10 +84,18 @@ def summary_lines(review: Review) -> list[str]:
 @click.option(
     "--as-of", "as_of", type=IsoDate(), default=None, help="Review as of this day (default: today)."
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Print this many findings, the most pressing first.",
+)
+@click.option("--all", "print_all", is_flag=True, help="Print every finding.")
 @click.option("--send-digest", is_flag=True, help="Email the digest of this review afterwards.")
 @with_appcontext
 @needs_current_schema
-def review_command(as_of: date | None, send_digest: bool) -> None:
+def review_command(as_of: date | None, limit: int, print_all: bool, send_digest: bool) -> None:
     """Run the tactics review, store it (replacing one for the same day) and print its findings."""
     config = current_app.config
     try:
@@ -90,7 +104,7 @@ def review_command(as_of: date | None, send_digest: bool) -> None:
         # The error names the culprit: a day after today, or a REVIEW_* setting out of range.
         raise click.ClickException(f"cannot run the review: {error}") from error
     db.session.commit()
-    for line in summary_lines(review):
+    for line in summary_lines(review, None if print_all else limit):
         click.echo(line)
     if send_digest:
         from planning.digest import DigestNotSent, send_digests

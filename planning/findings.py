@@ -13,7 +13,7 @@ from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.accounts import is_valid_id
 from planning.models import Finding, Review, User
-from planning.review import NEW, PERSISTING, RESOLVED, RULES, STATUSES
+from planning.review import NEW, PERSISTING, RULES, STATUSES
 
 STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
 
@@ -112,10 +112,12 @@ def findings_for_owners(
     *,
     rule: str | None = None,
     team: Team | None = None,
+    limit: int | None = None,
 ) -> list[Finding]:
     """Return the review's findings on accounts of `owner_ids` (None: all), in display order.
 
-    `rule` narrows them to one rule, `team` to the accounts of one manager's direct reports.
+    `rule` narrows them to one rule, `team` to the accounts of one manager's direct reports, `limit` to
+    the first ones.
     """
     statement = (
         select(Finding)
@@ -133,6 +135,8 @@ def findings_for_owners(
         statement = statement.where(Finding.rule == rule)
     if team is not None:
         statement = statement.where(team.owns())
+    if limit is not None:
+        statement = statement.limit(limit)
     return list(session.scalars(statement))
 
 
@@ -154,18 +158,22 @@ def visible_team_summaries(
     return team_summaries(session, review, visible_owner_ids(session, user), rule=rule)
 
 
-def open_counts(session: DbSession, user: User, review: Review) -> tuple[int, int]:
-    """Return how many open findings of `review` the user may see, and how many of those are new."""
+def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:
+    """Count the review's findings on accounts of `owner_ids` (None: all) per status, in one grouped query."""
     statement = (
-        select(Finding.status, func.count())
-        .where(Finding.review_id == review.id, Finding.status != RESOLVED)
-        .group_by(Finding.status)
+        select(Finding.status, func.count()).where(Finding.review_id == review.id).group_by(Finding.status)
     )
-    owner_ids = visible_owner_ids(session, user)
     if owner_ids is not None:
         statement = statement.where(Finding.owner_id.in_(owner_ids))
-    counts: dict[str, int] = {status: count for status, count in session.execute(statement)}
-    return sum(counts.values()), counts.get(NEW, 0)
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: count for status, count in session.execute(statement)})
+    return counts
+
+
+def open_counts(session: DbSession, user: User, review: Review) -> tuple[int, int]:
+    """Return how many open findings of `review` the user may see, and how many of those are new."""
+    counts = status_counts(session, review, visible_owner_ids(session, user))
+    return counts[NEW] + counts[PERSISTING], counts[NEW]
 
 
 def new_first(findings: Iterable[Finding]) -> list[Finding]:

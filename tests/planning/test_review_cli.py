@@ -82,3 +82,31 @@ def test_a_bad_review_setting_is_reported_without_a_traceback(app, db):
     assert result.exit_code == 1
     assert "unknown time zone 'Mars/Olympus'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_table_prints_the_most_pressing_findings_up_to_the_limit_and_counts_the_rest(app, db):
+    rep = make_user(db, name="Rita Rep")
+    for name, calls in (("Five Co", 5), ("Nine Co", 9), ("Seven Co", 7)):
+        account = make_account(db, name=name, owner=rep)
+        for _ in range(calls):
+            make_activity(db, account=account, occurred_at=utc(2026, 10, 20))
+    db.commit()
+    runner = app.test_cli_runner()
+
+    limited = runner.invoke(args=["review", "--as-of", "2026-10-31", "--limit", "2"])
+    everything = runner.invoke(args=["review", "--as-of", "2026-10-31", "--all"])
+    refused = runner.invoke(args=["review", "--as-of", "2026-10-31", "--limit", "0"])
+
+    assert limited.exit_code == 0, limited.output
+    lines = limited.output.splitlines()
+    assert lines[1] == "3 findings: 3 new, 0 persisting, 0 resolved"
+    shown = [line for line in lines if " Co (" in line]
+    assert [line.split()[1:3] for line in shown] == [["Nine", "Co"], ["Seven", "Co"]]
+    review_id = db.scalar(select(Review.id))
+    assert lines[-1] == (
+        "… and 1 more: `--all` prints every one, and the review page "
+        f"(/reviews/{review_id}) shows them by team."
+    )
+    assert sum(" Co (" in line for line in everything.output.splitlines()) == 3
+    assert "more:" not in everything.output
+    assert refused.exit_code == 2
