@@ -102,6 +102,28 @@ def test_findings_can_be_narrowed_to_one_rule(db, client, bearer, org, scenario)
     assert bad.get_json()["error"]["code"] == "invalid"
 
 
+def test_findings_can_be_narrowed_to_one_team_within_what_the_caller_sees(db, client, bearer, org, scenario):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+
+    def team(user, key, rule=""):
+        response = client.get(f"/api/reviews/{review.id}?team={key}{rule}", headers=bearer(user))
+        return response.status_code, names(response.get_json()) if response.status_code == 200 else None
+
+    assert team(org.vp, org.east.id) == (200, ["Amber Foods", "Anvil Works"])
+    assert team(org.vp, org.east.id, "&rule=stale_strategy") == (200, ["Amber Foods"])
+    assert team(org.vp, org.west.id) == (200, ["Bluebird Freight"])
+    assert team(org.vp, "none") == (200, [])
+    assert team(org.ann, org.east.id) == (200, ["Anvil Works"])  # never wider than the caller's scope
+    assert team(org.ann, org.west.id) == (200, [])
+    for bad in ("abc", "0", "²", "-1"):
+        response = client.get(f"/api/reviews/latest?team={bad}", headers=bearer(org.vp))
+        assert response.status_code == 422
+        assert response.get_json()["error"]["detail"] == {
+            "query": {"team": ["must be a manager's user id or 'none'"]}
+        }
+
+
 def test_managers_and_admins_run_a_review_and_get_their_scope_back(db, client, bearer, org, scenario):
     ran = client.post("/api/reviews", json={"as_of": "2026-10-31"}, headers=bearer(org.west))
 

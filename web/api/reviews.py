@@ -15,12 +15,12 @@ from apiflask.fields import Date, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import OneOf, Range
 from flask import current_app
 from flask_login import current_user
-from marshmallow import EXCLUDE
+from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from planning.accounts import is_valid_id
-from planning.findings import get_review, latest_review, visible_findings
+from planning.findings import Team, get_review, latest_review, visible_findings
 from planning.models import Review, Role, User
 from planning.review import (
     EARLIEST_AS_OF,
@@ -90,11 +90,24 @@ class RunReviewIn(Schema):
     )
 
 
+def _is_team_key(value: str) -> None:
+    if Team.from_key(value) is None:
+        raise ValidationError("must be a manager's user id or 'none'")
+
+
 class RuleQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
     rule = String(validate=OneOf(RULES), metadata={"description": "Only findings of this rule"})
+    team = String(
+        validate=_is_team_key,
+        metadata={
+            "description": "Only one team's findings, as the review page groups them: the manager's user id "
+            "(their direct reports' accounts), or `none` (people without a manager, and accounts without "
+            "an owner)"
+        },
+    )
 
 
 def _caller() -> User:
@@ -102,8 +115,11 @@ def _caller() -> User:
     return user
 
 
-def _shown(review: Review, rule: str | None = None) -> dict[str, Any]:
-    return review_to_dict(review, visible_findings(db.session, _caller(), review, rule=rule))
+def _shown(review: Review, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    query = query or {}
+    team = Team.from_key(query["team"]) if "team" in query else None
+    findings = visible_findings(db.session, _caller(), review, rule=query.get("rule"), team=team)
+    return review_to_dict(review, findings)
 
 
 @bp.post("/reviews")
@@ -148,7 +164,7 @@ def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
     review = latest_review(db.session)
     if review is None:
         abort_api(404, "No review has run yet.")
-    return _shown(review, query.get("rule"))
+    return _shown(review, query)
 
 
 @bp.get("/reviews/<int:review_id>")
@@ -160,4 +176,4 @@ def get_one_review(review_id: int, query: dict[str, Any]) -> dict[str, Any]:
     review = get_review(db.session, review_id) if is_valid_id(review_id) else None
     if review is None:
         abort_api(404, f"No review {review_id}.")
-    return _shown(review, query.get("rule"))
+    return _shown(review, query)
