@@ -10,11 +10,12 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from extensions import db
-from planning.access import sees_everything
+from planning.access import sees_everything, visible_owner_ids
 from planning.accounts import is_valid_id
 from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
 from planning.findings import (
     Team,
+    TeamSummary,
     get_review,
     group_by_manager_and_rep,
     latest_review,
@@ -96,6 +97,22 @@ def _today() -> date | None:
         return None  # running a review says what is wrong with the setting
 
 
+def _team_name(user: User, team: Team | None, teams: list[TeamSummary]) -> str | None:
+    """Name the chosen team's manager, also when the rule or the review leaves the team no finding, but
+    only to someone who sees that team (or is in it); None when it is not a team they may see named.
+    """
+    if team is None or team.manager_id is None:
+        return None
+    named = next((summary.name for summary in teams if summary.team == team), None)
+    if named is not None:
+        return named
+    owners = visible_owner_ids(db.session, user)
+    if owners is not None and team.manager_id not in owners and team.manager_id != user.manager_id:
+        return None
+    manager = db.session.get(User, team.manager_id)
+    return manager.name if manager is not None and manager.role == Role.MANAGER else None
+
+
 def _render(shown: Review | None) -> ResponseReturnValue:
     """Render a review: every finding the user may see, or, past REVIEW_PAGE_FINDINGS, their teams to pick
     from (`?team=` then lists one team's findings). Counted in SQL first, so a VP's view of a large org
@@ -130,7 +147,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         total=total,
         teams=teams if choose_team else [],
         team=team,
-        team_name=next((s.name for s in teams if s.team == team), None),
+        team_name=_team_name(user, team, teams),
         rule=rule,
         rule_titles=RULE_TITLES,
         reason_titles=REASON_TITLES,

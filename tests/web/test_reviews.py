@@ -155,6 +155,24 @@ def test_a_team_filter_never_widens_what_someone_may_see(app, login_as, org, fla
         assert client.get(f"/reviews?team={bad}").status_code == 404
 
 
+def test_a_team_is_named_even_when_the_rule_or_review_leaves_it_nothing(app, login_as, org, flagged):
+    # West has one finding, on the tactics rule: its stale tab is empty but still West's.
+    app.config["REVIEW_PAGE_FINDINGS"] = 0
+    vp = login_as(org.vp)
+
+    stale_in_west = vp.get(f"/reviews?rule=stale_strategy&team={org.west.id}").get_data(as_text=True)
+
+    assert "Showing <strong>Wendy West's team</strong> only" in stale_in_west
+    assert "Nothing to report for this rule in this team." in stale_in_west
+    # Someone who does not see a team is not told whose it is.
+    assert "Wendy West" not in login_as(org.ann).get(f"/reviews?team={org.west.id}").get_data(as_text=True)
+    # A rep's own manager names their team; a rep's id names no team.
+    ann = login_as(org.ann).get(f"/reviews?rule=stale_strategy&team={org.east.id}").get_data(as_text=True)
+    assert "Showing <strong>Eli East's team</strong> only" in ann
+    not_a_team = login_as(org.vp).get(f"/reviews?team={org.ann.id}").get_data(as_text=True)
+    assert "Showing <strong>one team</strong> only" in not_a_team
+
+
 def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
     everything_at_anvil = db.scalars(select(Activity).where(Activity.account_id == org.ann_account.id)).all()
     link(db, make_strategy(db, account=org.ann_account), *everything_at_anvil)
