@@ -71,7 +71,8 @@ def schema_problem() -> str | None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(migrate.get_config()).get_current_head()
+    script = ScriptDirectory.from_config(migrate.get_config())
+    head = script.get_current_head()
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     where = db.engine.url.render_as_string(hide_password=True)
@@ -79,6 +80,12 @@ def schema_problem() -> str | None:
         return (
             f"the database {where} has no StratLink tables yet: run `flask --app app db upgrade` "
             "(or `flask --app app demo` for the demo org)"
+        )
+    if current != head and current not in {revision.revision for revision in script.walk_revisions()}:
+        # Migrated by newer code: `db upgrade` would fail with "Can't locate revision".
+        return (
+            f"the database {where} is at schema revision {current}, which this code does not know "
+            f"(its latest is {head}): a newer version of StratLink migrated it; run that version"
         )
     if current != head:
         return (
