@@ -51,8 +51,8 @@ def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT) -> list[str
     lines = [
         f"Tactics review {review.id} as of {review.as_of.isoformat()} — window {review.window_days} days, "
         f"threshold {review.min_activities}, stale after {review.stale_days} days, {review.timezone}",
-        f"{total} finding{'' if total == 1 else 's'}: {counts['new']} new, "
-        f"{counts['persisting']} persisting, {counts['resolved']} resolved",
+        f"{total:,} finding{'' if total == 1 else 's'}: {counts['new']:,} new, "
+        f"{counts['persisting']:,} persisting, {counts['resolved']:,} resolved",
     ]
     if not total:
         lines.append("Nothing piled up: every account's recent activity has a strategy behind it.")

@@ -74,9 +74,9 @@ def subject_for(digest: Digest, review: Review) -> str:
     """Write the subject line: the date, the counts, and whose accounts."""
     counts = digest.counts
     whose = "your team" if digest.team else "your accounts"
-    parts = [f"{counts['new']} new", f"{counts['persisting']} persisting"]
+    parts = [f"{counts['new']:,} new", f"{counts['persisting']:,} persisting"]
     if counts["resolved"]:
-        parts.append(f"{counts['resolved']} resolved")
+        parts.append(f"{counts['resolved']:,} resolved")
     return f"Tactics review {review.as_of.isoformat()}: {', '.join(parts)} for {whose}"
 
 

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from planning.digest import build_digests, send_digests
+from planning.digest import Digest, build_digests, render_digest, send_digests, subject_for
+from planning.models import Finding
 from planning.review import run_review
 from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -196,3 +197,21 @@ def test_a_review_digest_goes_out_once_however_often_it_is_asked_for(db, org, sm
     assert "No digest sent: the digest of the review as of 2026-10-31 already went out" in again.output
     assert len(smtp_server.messages) == 3
     assert len(smtp_server.to("wes@example.com")) == 1
+
+
+def test_a_digest_counts_a_thousand_or_more_with_separators(db, org, app):
+    weekly = review(db)
+    findings = [Finding(status="new") for _ in range(1500)] + [
+        Finding(status="persisting") for _ in range(2000)
+    ]
+    digest = Digest(org["east"], findings, team=True)
+
+    text, html = render_digest(digest, weekly, BASE, max_findings=0)
+
+    assert subject_for(digest, weekly) == (
+        "Tactics review 2026-10-31: 1,500 new, 2,000 persisting for your team"
+    )
+    for body in (text, html):
+        assert "New this review (1,500)" in body
+        assert "Still open (2,000)" in body
+        assert "2,000 findings on the review page" in body

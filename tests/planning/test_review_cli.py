@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from planning.models import Review
+from planning.cli import summary_lines
+from planning.models import Finding, Review
 from tests.factories import make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
 
@@ -110,3 +111,22 @@ def test_the_table_prints_the_most_pressing_findings_up_to_the_limit_and_counts_
     assert sum(" Co (" in line for line in everything.output.splitlines()) == 3
     assert "more:" not in everything.output
     assert refused.exit_code == 2
+
+
+def test_the_counts_read_with_separators_past_a_thousand(app, db):
+    rep = make_user(db, name="Rita Rep")
+    account = make_account(db, name="Busy Co", owner=rep)
+    review = Review(as_of=date(2026, 10, 31), window_days=30, min_activities=5, stale_days=60, timezone="UTC")
+    db.add(review)
+    db.flush()
+    row = {"review_id": review.id, "rule": "tactics_without_strategy", "reason": "no_strategy"}
+    db.execute(
+        insert(Finding),
+        [{**row, "status": "new", "account_id": account.id, "owner_id": rep.id}] * 1001
+        + [{**row, "status": "persisting", "account_id": account.id, "owner_id": rep.id}] * 1200,
+    )
+
+    lines = summary_lines(review, 1)
+
+    assert lines[1] == "2,201 findings: 1,001 new, 1,200 persisting, 0 resolved"
+    assert lines[-1].startswith("… and 2,200 more:")

@@ -7,10 +7,10 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 
 from extensions import db as extension
-from planning.models import Activity, Review
+from planning.models import Activity, Finding, Review
 from planning.review import run_review
 from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -171,6 +171,24 @@ def test_a_team_is_named_even_when_the_rule_or_review_leaves_it_nothing(app, log
     assert "Showing <strong>Eli East's team</strong> only" in ann
     not_a_team = login_as(org.vp).get(f"/reviews?team={org.ann.id}").get_data(as_text=True)
     assert "Showing <strong>one team</strong> only" in not_a_team
+
+
+def test_counts_of_a_thousand_or_more_read_with_separators(db, login_as, org):
+    review = Review(as_of=D, window_days=30, min_activities=5, stale_days=60, timezone="UTC")
+    db.add(review)
+    db.flush()
+    row = {"review_id": review.id, "rule": "tactics_without_strategy", "reason": "no_strategy"}
+    db.execute(
+        insert(Finding),
+        [{**row, "status": "persisting", "account_id": org.ann_account.id, "owner_id": org.ann.id}] * 1234,
+    )
+    db.commit()
+
+    html = login_as(org.vp).get("/reviews").get_data(as_text=True)
+
+    figures = re.findall(r'<span class="figure-value[^"]*">([^<]+)</span>', html)
+    assert figures == ["1,234", "0", "1,234", "0"]
+    assert "1,234 findings are more than one page lists" in html
 
 
 def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
