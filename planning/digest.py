@@ -17,13 +17,14 @@ from email.utils import formataddr, make_msgid
 from typing import Any
 
 from flask import render_template
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.describe import RULE_TITLES, describe_finding, money
 from planning.findings import count_by_status, findings_for_owners, has_open_findings, new_first
-from planning.models import Finding, Review, Role, User, utcnow
+from planning.models import DigestDelivery, Finding, Review, Role, User, utcnow
 
 
 @dataclass
@@ -187,26 +188,67 @@ def send_digests(
     *,
     smtp_factory: SmtpFactory = connect_smtp,
 ) -> list[Digest]:
-    """Email each recipient their digest of `review` over one SMTP connection; return what was sent.
+    """Email each recipient their digest of `review` over one SMTP connection; return what this call sent.
 
-    A review's digest goes out once: when it already went out (`review.digest_sent_at`), even for an
-    earlier run of the review for the same day, nothing is sent again. The caller commits. Raises
-    DigestNotSent when the SMTP server fails.
+    A review's digest goes out once to each recipient, even when it is asked for again (a second run of
+    the review for the same day) or by two senders at once: each recipient's email is claimed in
+    `digest_deliveries`, and committed, just before it is handed to the SMTP server, and whoever finds
+    a claim skips that recipient. When the server fails, the claim of the email it refused is dropped and
+    DigestNotSent says how many went out; sending again reaches the others. Once everyone has theirs,
+    `review.digest_sent_at` is set. Commits as it goes.
     """
     if review.digest_sent_at is not None:
         return []
-    digests = build_digests(session, review)
-    if not digests:
-        return []
-    messages = [compose(digest, review, config) for digest in digests]
+    review_id = review.id
+    delivered = set(
+        session.scalars(select(DigestDelivery.user_id).where(DigestDelivery.review_id == review_id))
+    )
+    digests = [digest for digest in build_digests(session, review) if digest.recipient.id not in delivered]
+    # Composed before the first claim: a claim lost to another sender rolls the session back.
+    outbox = [(digest, digest.recipient.id, compose(digest, review, config)) for digest in digests]
+    sent: list[Digest] = []
+    if outbox:
+        try:
+            with smtp_factory(config) as connection:
+                for digest, user_id, message in outbox:
+                    if not _claim(session, review_id, user_id):
+                        continue  # another sender has it
+                    try:
+                        connection.send_message(message)
+                    except BaseException:
+                        _release(session, review_id, user_id)
+                        raise
+                    sent.append(digest)
+        except (OSError, smtplib.SMTPException) as error:
+            # Name the server: "Connection refused" alone does not say which setting to fix.
+            server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
+            raise DigestNotSent(
+                f"could not send the digest through {server}: {error} ({len(sent)} of {len(outbox)} "
+                "sent; sending again sends the rest)"
+            ) from error
+    session.execute(
+        update(Review)
+        .where(Review.id == review_id, Review.digest_sent_at.is_(None))
+        .values(digest_sent_at=utcnow())
+    )
+    session.commit()
+    return sent
+
+
+def _claim(session: DbSession, review_id: int, user_id: int) -> bool:
+    """Record that `user_id` is being sent the review's digest; False when someone already did."""
+    session.add(DigestDelivery(review_id=review_id, user_id=user_id, sent_at=utcnow()))
     try:
-        with smtp_factory(config) as connection:
-            for message in messages:
-                connection.send_message(message)
-    except (OSError, smtplib.SMTPException) as error:
-        # Name the server: "Connection refused" alone does not say which setting to fix.
-        server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
-        raise DigestNotSent(f"could not send the digest through {server}: {error}") from error
-    review.digest_sent_at = utcnow()
-    session.flush()
-    return digests
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+def _release(session: DbSession, review_id: int, user_id: int) -> None:
+    """Drop the claim of an email the SMTP server did not take."""
+    session.execute(
+        delete(DigestDelivery).where(DigestDelivery.review_id == review_id, DigestDelivery.user_id == user_id)
+    )
+    session.commit()

@@ -425,12 +425,29 @@ class Review(db.Model):  # type: ignore[name-defined,misc]
     stale_days: Mapped[int] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # When its digest went out: a review's digest is sent once, even if it is run again for its day.
+    # When its digest went out to everyone: a review's digest is sent once, even if it is run again for
+    # its day (who got it so far is in digest_deliveries).
     digest_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     findings: Mapped[list[Finding]] = relationship(
         back_populates="review", cascade="all, delete-orphan", order_by=lambda: Finding.display_order()
     )
+
+
+class DigestDelivery(db.Model):  # type: ignore[name-defined,misc]
+    """One recipient's digest of one review, recorded (claimed) just before it is handed to the SMTP server.
+
+    Unique per review and recipient, so two senders never both email someone, and a send cut off by the
+    SMTP server can be run again for the recipients it did not reach.
+    """
+
+    __tablename__ = "digest_deliveries"
+    __table_args__ = (UniqueConstraint("review_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Finding(db.Model):  # type: ignore[name-defined,misc]

@@ -32,8 +32,12 @@ class Inbox:
     """An aiosmtpd handler that stores every message."""
 
     messages: list[Received] = field(default_factory=list)
+    # Addresses whose messages the server turns away for now, as a throttling server does.
+    refuse: set[str] = field(default_factory=set)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        if self.refuse & set(envelope.rcpt_tos):
+            return "451 4.7.1 Too many messages, try again later"
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))  # type: ignore[arg-type]
         return "250 Message accepted for delivery"

@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import insert, select
 
-from planning.digest import Digest, build_digests, render_digest, send_digests, subject_for
-from planning.models import Finding
+from extensions import db as extension
+from planning.digest import (
+    Digest,
+    DigestNotSent,
+    build_digests,
+    connect_smtp,
+    render_digest,
+    send_digests,
+    subject_for,
+)
+from planning.models import DigestDelivery, Finding, Review, User
 from planning.review import run_review
 from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -215,3 +225,59 @@ def test_a_digest_counts_a_thousand_or_more_with_separators(db, org, app):
         assert "New this review (1,500)" in body
         assert "Still open (2,000)" in body
         assert "2,000 findings on the review page" in body
+
+
+def test_a_send_the_smtp_server_cuts_off_sends_the_rest_when_run_again(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    weekly = review(db)
+    smtp_server.refuse = {"walt@example.com"}  # vera, walt, wes in that order: walt's is turned away
+
+    with pytest.raises(
+        DigestNotSent,
+        match=r"\(451, b'4.7.1 Too many messages.*\(1 of 3 sent; sending again sends the rest\)",
+    ):
+        send_digests(db, weekly, app.config)
+
+    assert [m.recipients for m in smtp_server.messages] == [["vera@example.com"]]
+    assert delivered_to(db, weekly) == ["vera@example.com"]
+    assert db.get(Review, weekly.id).digest_sent_at is None
+    smtp_server.refuse = set()
+
+    again = send_digests(db, weekly, app.config)
+
+    assert [d.recipient.email for d in again] == ["walt@example.com", "wes@example.com"]
+    assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
+        "vera@example.com",
+        "walt@example.com",
+        "wes@example.com",
+    ]
+    assert delivered_to(db, weekly) == ["vera@example.com", "walt@example.com", "wes@example.com"]
+    assert db.get(Review, weekly.id).digest_sent_at is not None
+    assert send_digests(db, weekly, app.config) == []
+
+
+def test_a_recipient_claimed_by_another_sender_meanwhile_is_not_emailed_twice(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    weekly = review(db)
+
+    def another_sender_claims_walt_first(config):
+        # Between this sender's look at who already has it and its own claims, another one claims Walt.
+        with extension.engine.begin() as connection:
+            connection.execute(insert(DigestDelivery).values(review_id=weekly.id, user_id=org["west"].id))
+        return connect_smtp(config)
+
+    sent = send_digests(db, weekly, app.config, smtp_factory=another_sender_claims_walt_first)
+
+    assert [d.recipient.email for d in sent] == ["vera@example.com", "wes@example.com"]
+    assert smtp_server.to("walt@example.com") == []
+    assert delivered_to(db, weekly) == ["vera@example.com", "walt@example.com", "wes@example.com"]
+
+
+def delivered_to(db, weekly):
+    return sorted(
+        db.scalars(
+            select(User.email)
+            .join(DigestDelivery, DigestDelivery.user_id == User.id)
+            .where(DigestDelivery.review_id == weekly.id)
+        )
+    )
