@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,16 +140,18 @@ def finished_runs(job: str, count: int) -> list[JobRun] | None:
     return runs
 
 
-def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path, no_bound_app):
-    start = datetime.now(UTC).replace(microsecond=0)
-    flaky = JobSpec("flaky", "tests.jobs.sample_jobs:flaky_job", IntervalTrigger(seconds=1, start_date=start))
+@contextmanager
+def scheduler_thread(
+    app: Any, tmp_path: Path, jobs: list[JobSpec]
+) -> Iterator[tuple[threading.Thread, list[str]]]:
+    """Run the scheduler in a thread on a file lock; yield it and the states it reports; stop it after."""
     stop = threading.Event()
     states: list[str] = []
     runner = threading.Thread(
         target=run_scheduler,
         kwargs={
             "app": app,
-            "jobs": [flaky],
+            "jobs": jobs,
             "stop": stop,
             "lock": FileLock(tmp_path / "scheduler.lock"),
             "heartbeat_seconds": 0.1,
@@ -157,10 +160,17 @@ def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path,
     )
     runner.start()
     try:
-        runs = wait_for(lambda: finished_runs("flaky", 2), "two finished periods of the job")
+        yield runner, states
     finally:
         stop.set()
         runner.join(TIMEOUT)
+
+
+def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path, no_bound_app):
+    start = datetime.now(UTC).replace(microsecond=0)
+    flaky = JobSpec("flaky", "tests.jobs.sample_jobs:flaky_job", IntervalTrigger(seconds=1, start_date=start))
+    with scheduler_thread(app, tmp_path, [flaky]) as (runner, states):
+        runs = wait_for(lambda: finished_runs("flaky", 2), "two finished periods of the job")
 
     assert not runner.is_alive()
     assert states == ["leader", "stopped"]
@@ -182,25 +192,8 @@ def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next
     )
     extension.session.add(orphan)
     extension.session.commit()
-    stop = threading.Event()
-    states: list[str] = []
-    runner = threading.Thread(
-        target=run_scheduler,
-        kwargs={
-            "app": app,
-            "jobs": [],
-            "stop": stop,
-            "lock": FileLock(tmp_path / "scheduler.lock"),
-            "heartbeat_seconds": 0.1,
-            "on_state": states.append,
-        },
-    )
-    runner.start()
-    try:
+    with scheduler_thread(app, tmp_path, []) as (_, states):
         wait_for(lambda: "leader" in states, "the scheduler to lead")
-    finally:
-        stop.set()
-        runner.join(TIMEOUT)
 
     [run] = job_runs("sync")
     assert run.outcome == "failed"
