@@ -44,8 +44,9 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT) -> list[str]:
-    """Render a review as a readable table, one line per finding, the first `limit` ones (None: all)."""
+def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT, base_url: str = "") -> list[str]:
+    """Render a review as a readable table, one line per finding, the first `limit` ones (None: all);
+    `base_url` is the app's public address, for the link to the review page."""
     counts = status_counts(db.session, review)
     total = sum(counts.values())
     lines = [
@@ -75,7 +76,7 @@ def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT) -> list[str
     if total > len(findings):
         lines.append(
             f"… and {total - len(findings):,} more: `--all` prints every one, and the review page "
-            f"(/reviews/{review.id}) shows them by team."
+            f"({base_url.rstrip('/')}/reviews/{review.id}) shows them by team."
         )
     return lines
 
@@ -104,7 +105,7 @@ def review_command(as_of: date | None, limit: int, print_all: bool, send_digest:
         # The error names the culprit: a day after today, or a REVIEW_* setting out of range.
         raise click.ClickException(f"cannot run the review: {error}") from error
     db.session.commit()
-    for line in summary_lines(review, None if print_all else limit):
+    for line in summary_lines(review, None if print_all else limit, config.get("STRATLINK_BASE_URL") or ""):
         click.echo(line)
     if send_digest:
         from planning.digest import DigestNotSent, send_digests

@@ -92,6 +92,7 @@ def test_the_table_prints_the_most_pressing_findings_up_to_the_limit_and_counts_
         for _ in range(calls):
             make_activity(db, account=account, occurred_at=utc(2026, 10, 20))
     db.commit()
+    app.config["STRATLINK_BASE_URL"] = "https://stratlink.example.com/"
     runner = app.test_cli_runner()
 
     limited = runner.invoke(args=["review", "--as-of", "2026-10-31", "--limit", "2"])
@@ -106,7 +107,7 @@ def test_the_table_prints_the_most_pressing_findings_up_to_the_limit_and_counts_
     review_id = db.scalar(select(Review.id))
     assert lines[-1] == (
         "… and 1 more: `--all` prints every one, and the review page "
-        f"(/reviews/{review_id}) shows them by team."
+        f"(https://stratlink.example.com/reviews/{review_id}) shows them by team."
     )
     assert sum(" Co (" in line for line in everything.output.splitlines()) == 3
     assert "more:" not in everything.output
