@@ -203,7 +203,10 @@ def send_digests(
     delivered = set(
         session.scalars(select(DigestDelivery.user_id).where(DigestDelivery.review_id == review_id))
     )
-    digests = [digest for digest in build_digests(session, review) if digest.recipient.id not in delivered]
+    everyone = build_digests(session, review)
+    if not everyone:
+        return []  # nothing to report: a later run of the review for this day may still have something
+    digests = [digest for digest in everyone if digest.recipient.id not in delivered]
     # Composed before the first claim: a claim lost to another sender rolls the session back.
     outbox = [(digest, digest.recipient.id, compose(digest, review, config)) for digest in digests]
     sent: list[Digest] = []

@@ -141,6 +141,23 @@ def test_the_digest_is_skipped_when_the_review_found_nothing(db, app, smtp_serve
     assert smtp_server.messages == []
 
 
+def test_a_morning_review_with_nothing_to_report_leaves_the_days_digest_to_a_later_run(
+    db, app, smtp_server, scheduled_for
+):
+    review_job()  # 07:00: nothing piled up yet
+    account = make_account(db, owner=make_user(db, email="rita@example.com"))
+    make_activity(db, account=account, kind="contract", occurred_at=utc(2026, 11, 2, 9))
+    db.commit()
+    scheduled_for(utc(2026, 11, 2, 19))
+    review_job()  # 19:00, the same day: a contract signed with no strategy
+
+    assert [(run.outcome, run.message) for run in runs(db, "digest")] == [
+        ("skipped", "nothing to report"),
+        ("succeeded", f"1 digest sent for review {db.scalar(select(Review.id))}"),
+    ]
+    assert [message.recipients for message in smtp_server.messages] == [["rita@example.com"]]
+
+
 def test_an_unreachable_smtp_server_fails_the_digest_not_the_review(db, app, scheduled_for):
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=9)  # the discard port: nothing listens
     account = make_account(db, owner=make_user(db))
