@@ -132,7 +132,10 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         for status, count in summary.counts.items():
             counts[status] += count
     total = sum(counts.values())
-    choose_team = team is None and total > int(current_app.config.get("REVIEW_PAGE_FINDINGS", 500))
+    # A choice of one team would be no choice: past the limit, someone who sees a single team gets it.
+    choose_team = (
+        team is None and len(teams) > 1 and total > int(current_app.config.get("REVIEW_PAGE_FINDINGS", 500))
+    )
     findings = []
     if shown is not None and not choose_team and total:
         findings = visible_findings(db.session, user, shown, rule=rule or None, team=team)
