@@ -149,15 +149,6 @@ def visible_findings(
     return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule, team=team)
 
 
-def visible_team_summaries(
-    session: DbSession, user: User, review: Review, *, rule: str | None = None
-) -> list[TeamSummary]:
-    """Return `team_summaries` over the findings `user` may see."""
-    if rule is not None and rule not in RULES:
-        return []
-    return team_summaries(session, review, visible_owner_ids(session, user), rule=rule)
-
-
 def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:
     """Count the review's findings on accounts of `owner_ids` (None: all) per status, in one grouped query."""
     statement = (

@@ -16,12 +16,12 @@ from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
 from planning.findings import (
     Team,
     TeamSummary,
+    findings_for_owners,
     get_review,
     group_by_manager_and_rep,
     latest_review,
     open_counts,
-    visible_findings,
-    visible_team_summaries,
+    team_summaries,
 )
 from planning.models import Finding, Review, Role, User
 from planning.review import RULES, STATUSES, ReviewParameterError, run_review_from_config, today_in
@@ -97,7 +97,9 @@ def _today() -> date | None:
         return None  # running a review says what is wrong with the setting
 
 
-def _team_name(user: User, team: Team | None, teams: list[TeamSummary]) -> str | None:
+def _team_name(
+    user: User, owners: set[int] | None, team: Team | None, teams: list[TeamSummary]
+) -> str | None:
     """Name the chosen team's manager, also when the rule or the review leaves the team no finding, but
     only to someone who sees that team (or is in it); None when it is not a team they may see named.
     """
@@ -106,7 +108,6 @@ def _team_name(user: User, team: Team | None, teams: list[TeamSummary]) -> str |
     named = next((summary.name for summary in teams if summary.team == team), None)
     if named is not None:
         return named
-    owners = visible_owner_ids(db.session, user)
     if owners is not None and team.manager_id not in owners and team.manager_id != user.manager_id:
         return None
     manager = db.session.get(User, team.manager_id)
@@ -126,7 +127,9 @@ def _render(shown: Review | None) -> ResponseReturnValue:
     team = Team.from_key(team_key) if team_key else None
     if team_key and team is None:
         abort(404)
-    teams = visible_team_summaries(db.session, user, shown, rule=rule or None) if shown is not None else []
+    # Whose accounts the user sees, resolved once for the counts, the findings and the team's name.
+    owners = visible_owner_ids(db.session, user)
+    teams = team_summaries(db.session, shown, owners, rule=rule or None) if shown is not None else []
     counts = dict.fromkeys(STATUSES, 0)
     for summary in teams if team is None else [s for s in teams if s.team == team]:
         for status, count in summary.counts.items():
@@ -138,7 +141,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
     )
     findings = []
     if shown is not None and not choose_team and total:
-        findings = visible_findings(db.session, user, shown, rule=rule or None, team=team)
+        findings = findings_for_owners(db.session, shown, owners, rule=rule or None, team=team)
     recent = db.session.execute(
         select(Review.id, Review.as_of).order_by(Review.as_of.desc()).limit(RECENT_REVIEWS)
     ).all()
@@ -150,7 +153,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         total=total,
         teams=teams if choose_team else [],
         team=team,
-        team_name=_team_name(user, team, teams),
+        team_name=_team_name(user, owners, team, teams),
         rule=rule,
         rule_titles=RULE_TITLES,
         reason_titles=REASON_TITLES,
