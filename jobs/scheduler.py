@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -61,10 +60,12 @@ def configured_jobs(config: Mapping[str, Any]) -> list[JobSpec]:
 
     Raises SchedulerConfigError, naming the setting, when one cannot be used.
     """
+    from planning.review import ReviewParameterError, zone_for
+
     timezone = config.get("REVIEW_TIMEZONE") or "UTC"
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+        zone_for(timezone)
+    except ReviewParameterError as error:
         raise SchedulerConfigError(
             f"REVIEW_TIMEZONE {timezone!r} is not a known time zone (e.g. UTC, Europe/Paris)"
         ) from error
