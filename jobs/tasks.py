@@ -165,12 +165,9 @@ def sync_work(session: DbSession) -> str:
     return summary
 
 
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def review_work(session: DbSession, scheduled_for: datetime) -> tuple[int, str]:
     """Run the review as of the scheduled day in REVIEW_TIMEZONE; return its id and a summary."""
+    from planning.describe import counted
     from planning.models import Finding
     from planning.review import run_review_from_config, zone_for
 
@@ -180,11 +177,12 @@ def review_work(session: DbSession, scheduled_for: datetime) -> tuple[int, str]:
     session.commit()
     # Counted in SQL: loading a large org's findings just to count them would cost more than the review.
     count = session.scalar(select(func.count()).select_from(Finding).where(Finding.review_id == review.id))
-    return review.id, f"review {review.id} as of {as_of.isoformat()}: {_counted(count or 0, 'finding')}"
+    return review.id, f"review {review.id} as of {as_of.isoformat()}: {counted(count or 0, 'finding')}"
 
 
 def digest_work(session: DbSession, review_id: int) -> str:
     """Email the digest of one review; skipped when there is nothing to report."""
+    from planning.describe import counted
     from planning.digest import send_digests
     from planning.models import Review
 
@@ -198,7 +196,7 @@ def digest_work(session: DbSession, review_id: int) -> str:
     sent = send_digests(session, review, current_app.config)  # DigestNotSent names the SMTP server
     if not sent:
         raise JobSkipped("nothing to report")
-    return f"{_counted(len(sent), 'digest')} sent for review {review_id}"
+    return f"{counted(len(sent), 'digest')} sent for review {review_id}"
 
 
 def writeback_work(session: DbSession, review_id: int) -> str:

@@ -53,6 +53,13 @@ def count_words(kind: str, count: int) -> str:
     return f"{count} {_PLURALS.get(kind, kind + 's')}"
 
 
+def counted(count: int, noun: str) -> str:
+    """Say a count with its noun: "1 finding", "3 findings", "2 activities"."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
 def join_words(parts: list[str]) -> str:
     """Join phrases the way people write lists: "a, b and c"."""
     if len(parts) <= 1:

@@ -19,6 +19,7 @@ from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
 from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
+from planning.describe import counted
 from planning.links import (
     NO_SUCH_ACTIVITY,
     SERVES_ANOTHER,
@@ -405,7 +406,7 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     try:
         if action == "unlink":
             result = unlink_activities(db.session, signed_in_user(), strategy, ids)
-            message = f"Unlinked {_count(len(result.unlinked))}."
+            message = f"Unlinked {counted(len(result.unlinked), 'activity')}."
         else:
             result = link_activities(
                 db.session, signed_in_user(), strategy, ids, move=request.form.get("move") == "1"
@@ -425,10 +426,6 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     return _back_to_account(account)
 
 
-def _count(number: int) -> str:
-    return f"{number} {'activity' if number == 1 else 'activities'}"
-
-
 def _linked_message(result: LinkResult) -> str:
     """Say what a link call did: linked, moved, and already linked to this strategy."""
     already = len(result.unchanged)
@@ -436,11 +433,13 @@ def _linked_message(result: LinkResult) -> str:
         if already == 1:
             return ALREADY_LINKED
         return f"Nothing changed: the {already} activities were already linked to this strategy."
-    message = f"Linked {_count(len(result.linked) + len(result.moved))} to the strategy."
+    message = f"Linked {counted(len(result.linked) + len(result.moved), 'activity')} to the strategy."
     if result.moved:
-        message += f" {_count(len(result.moved))} moved from another strategy."
+        message += f" {counted(len(result.moved), 'activity')} moved from another strategy."
     if already:
-        message += f" {_count(already)} {'was' if already == 1 else 'were'} already linked to it."
+        message += (
+            f" {counted(already, 'activity')} {'was' if already == 1 else 'were'} already linked to it."
+        )
     return message
 
 
