@@ -13,6 +13,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
 
@@ -62,6 +63,12 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def upsert_insert(dialect: str, table: Any) -> Any:
+    """Return an INSERT into `table` that takes `ON CONFLICT`: PostgreSQL's or SQLite's, by dialect name."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 def schema_problem() -> str | None:

@@ -26,10 +26,10 @@ import msgspec
 from sqlalchemy import String, bindparam, delete, func, inspect, or_, select, true
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
-from extensions import DbSession
+from extensions import DbSession, upsert_insert
 from integrations.base import (
     AccountRecord,
     ActivityRecord,
@@ -450,9 +450,8 @@ class _Engine:
         self.tally.checkpoint()
 
     def _store_cursor(self, stream: str, value: str) -> None:
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         table: Any = SyncCursor.__table__
-        statement = insert(table).values(
+        statement = upsert_insert(self.dialect, table).values(
             source=self.source.name, stream=stream, value=value, updated_at=self.now
         )
         statement = statement.on_conflict_do_update(
@@ -1161,8 +1160,7 @@ def upsert_statement(dialect: str, table: Any, *, rows: tuple[list[str], Any] | 
 
     With `rows` (column names and a SELECT), the rows come from that query instead of parameters.
     """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
+    statement = upsert_insert(dialect, table)
     if rows is not None:
         statement = statement.from_select(*rows)
     excluded = statement.excluded

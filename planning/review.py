@@ -71,7 +71,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from extensions import DbSession
+from extensions import DbSession, upsert_insert
 from planning.models import (
     COVERING_STATUSES,
     Account,
@@ -178,10 +178,10 @@ def run_review(
     The caller owns the transaction: the review is flushed, not committed.
     """
     parameters = ReviewParameters(as_of, window_days, min_activities, stale_days, timezone)
+    review = _fresh_review(session, parameters)
     previous_id = session.scalar(
         select(Review.id).where(Review.as_of < as_of).order_by(Review.as_of.desc()).limit(1)
     )
-    review = _fresh_review(session, parameters)
     tune_transaction(session)
     as_json = _json_text_caster(session)
     # The findings never travel through Python: one INSERT ... SELECT writes them all.
@@ -445,19 +445,31 @@ def _insert_findings(
 
 
 def _fresh_review(session: DbSession, parameters: ReviewParameters) -> Review:
-    """Return the review row for the as-of date, emptied of findings, with these parameters."""
-    review = session.scalars(select(Review).where(Review.as_of == parameters.as_of)).one_or_none()
-    if review is None:
-        review = Review(as_of=parameters.as_of)
-        session.add(review)
-    else:
-        session.execute(delete(Finding).where(Finding.review_id == review.id))
-    review.window_days = parameters.window_days
-    review.min_activities = parameters.min_activities
-    review.stale_days = parameters.stale_days
-    review.timezone = parameters.timezone
-    review.created_at = utcnow()
-    session.flush()
+    """Return the review row for the as-of date, emptied of findings, with these parameters.
+
+    The row is written first, by one upsert on the unique as-of date, and that is where two runs for
+    the same day queue up (the scheduler's and someone's "Run the review", or a double click): the second
+    waits for the first's transaction to end (a row or unique-index lock on PostgreSQL, the write lock
+    on SQLite), then replaces what it wrote. Looking the row up before writing it let both go ahead,
+    and on PostgreSQL each then added its own copy of every finding.
+    """
+    values = {
+        "as_of": parameters.as_of,
+        "window_days": parameters.window_days,
+        "min_activities": parameters.min_activities,
+        "stale_days": parameters.stale_days,
+        "timezone": parameters.timezone,
+        "created_at": utcnow(),
+    }
+    upsert = upsert_insert(session.get_bind().dialect.name, Review.__table__).values(values)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[Review.__table__.c.as_of],
+        set_={name: upsert.excluded[name] for name in values if name != "as_of"},
+    )
+    review_id = session.execute(upsert.returning(Review.__table__.c.id)).scalar_one()
+    session.execute(delete(Finding).where(Finding.review_id == review_id))
+    review = session.get(Review, review_id, populate_existing=True)
+    assert review is not None  # written by this transaction just above
     return review
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from planning.findings import findings_for_owners
@@ -476,6 +479,53 @@ def test_a_review_in_progress_locks_no_account_owner_or_strategy(db, postgres):
     finally:
         other.dispose()
         db.rollback()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("day_reviewed_before", [False, True], ids=["first-run", "rerun"])
+def test_two_runs_for_the_same_day_at_once_leave_one_copy_of_each_finding(db, postgres, day_reviewed_before):
+    # The scheduler's run and someone's "Run the review" (or a double click) at the same moment: the second
+    # must wait for the first, then replace its findings, not add a second copy or fail.
+    owner = make_user(db)
+    calls(db, make_account(db, name="Busy", owner=owner), 6)
+    make_strategy(db, account=make_account(db, name="Quiet", owner=owner), review_date=date(2026, 10, 1))
+    db.commit()
+    if day_reviewed_before:
+        review(db)
+
+    run_review(db, D)  # flushed, not committed
+    other = create_engine(postgres, poolclass=NullPool)
+    outcome: list[object] = []
+
+    def second_run():
+        try:
+            with Session(other) as session:
+                outcome.append(len(run_review(session, D).findings))
+                session.commit()
+        except Exception as error:  # reported below, in the test's thread
+            outcome.append(error)
+
+    second = threading.Thread(target=second_run)
+    second.start()
+    try:
+        # Let the first commit only once the second is queued behind it.
+        deadline = time.monotonic() + 30
+        while second.is_alive() and not db.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+            assert time.monotonic() < deadline, "the second run neither waited for the first nor ended"
+            second.join(0.01)
+        db.commit()
+        second.join(30)
+    finally:
+        db.rollback()
+        other.dispose()
+
+    assert outcome == [2]
+    assert db.scalar(select(func.count()).select_from(Review).where(Review.as_of == D)) == 1
+    stored = db.scalars(select(Finding).join(Review).where(Review.as_of == D)).all()
+    assert sorted((f.rule, f.account.name) for f in stored) == [
+        (STALE_STRATEGY, "Quiet"),
+        (TACTICS_WITHOUT_STRATEGY, "Busy"),
+    ]
 
 
 @pytest.mark.postgres
