@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 from extensions import db, needs_current_schema
 from integrations.base import Source, SourceError
 from integrations.sources import UnknownSource, get_source
-from integrations.sync import run_sync
+from integrations.sync import SyncAlreadyRunning, run_sync
 from planning.models import SyncRun
 
 # The summary lists this many errors; the run keeps up to 500 and counts them all.
@@ -87,6 +87,8 @@ def sync_with_progress(source: Source, *, full: bool) -> SyncRun:
             batch_size=current_app.config.get("SYNC_BATCH_SIZE", 2000),
             progress=counter,
         )
+    except SyncAlreadyRunning as error:
+        raise click.ClickException(str(error)) from error
     finally:
         counter.close()
     for line in summary_lines(run, time.monotonic() - started):

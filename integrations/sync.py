@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -44,6 +47,7 @@ from integrations.base import (
     UserRecord,
     validate,
 )
+from jobs.lock import RunnerLock, lock_for
 from planning.models import (
     STRATEGY_FIELDS,
     Account,
@@ -80,6 +84,10 @@ KEPT_LOCAL_SHOWN = 20
 _Item = TypeVar("_Item")
 
 
+class SyncAlreadyRunning(Exception):  # noqa: N818  (a refusal, not a failure of the sync)
+    """Another sync of the same source is running (in this process or another); this one did not start."""
+
+
 def run_sync(
     session: DbSession,
     source: Source,
@@ -88,12 +96,80 @@ def run_sync(
     batch_size: int = 2000,
     progress: Progress | None = None,
 ) -> SyncRun:
-    """Pull every stream of `source` into the database and return the finished sync run."""
+    """Pull every stream of `source` into the database and return the finished sync run.
+
+    Raises SyncAlreadyRunning when another sync of the source holds its lock: two at once (the
+    scheduler's and someone's `sync`, or the admin page's button) would both write every record, and
+    the second of two first loads failed outright.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     dialect = session.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise RuntimeError(f"the sync engine supports SQLite and PostgreSQL, not {dialect}")
+    lock = sync_lock(session, source.name)
+    if not lock.acquire():
+        raise SyncAlreadyRunning(_already_running(session, source.name))
+    try:
+        close_interrupted_syncs(session, source.name)
+        return _run_locked(
+            session, source, full=full, dialect=dialect, batch_size=batch_size, progress=progress
+        )
+    finally:
+        lock.release()
+
+
+def sync_lock(session: DbSession, source_name: str) -> RunnerLock:
+    """Return the lock a sync of `source_name` holds while it runs (see jobs.lock)."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    # Only a database in memory lacks a file to lock beside; it lives and dies with this process.
+    private = Path(tempfile.gettempdir()) / f"stratlink-{os.getpid()}"
+    return lock_for(url, str(private), name=f"sync-{source_name}")
+
+
+def _already_running(session: DbSession, source_name: str) -> str:
+    running = session.scalars(
+        select(SyncRun)
+        .where(SyncRun.source == source_name, SyncRun.status == "running")
+        .order_by(SyncRun.started_at.desc())
+        .limit(1)
+    ).first()
+    session.rollback()
+    which = (
+        ""
+        if running is None
+        else f" (sync run {running.id}, started {running.started_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    return f"A sync from {source_name} is already running{which}; this one did not start."
+
+
+def close_interrupted_syncs(session: DbSession, source_name: str) -> list[SyncRun]:
+    """Mark as failed the runs of the source still "running": with its lock held, none can be, so the
+    process running each stopped before it could record how it ended (killed, crashed, cut off)."""
+    runs = list(
+        session.scalars(select(SyncRun).where(SyncRun.source == source_name, SyncRun.status == "running"))
+    )
+    for run in runs:
+        run.status = "failed"
+        run.finished_at = datetime.now(UTC)
+        run.message = (
+            "Interrupted: the process running this sync stopped before it finished (killed, crashed or "
+            "cut off from the database). What it committed stays; the next sync goes on from there."
+        )
+        logger.warning("sync run %s from %s was interrupted; recorded as failed", run.id, source_name)
+    session.commit()
+    return runs
+
+
+def _run_locked(
+    session: DbSession,
+    source: Source,
+    *,
+    full: bool,
+    dialect: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> SyncRun:
     run = SyncRun(
         source=source.name,
         full=full,

@@ -1,16 +1,18 @@
-"""One runner: the lock that elects which scheduler process runs the jobs.
+"""Locks that at most one process holds at a time: the scheduler's leader, and one sync per source.
 
 On PostgreSQL a session-level advisory lock, held on a dedicated connection, elects the leader among any
 number of scheduler processes on any number of hosts; PostgreSQL releases it when the leader's session
 ends, however it ends, so a standby can take over. (It needs a real session: not through a
 transaction-pooling PgBouncer.) On SQLite, where every process shares one file, an exclusive `flock` on
-a file next to the database does the same job for the processes of one host.
+a file next to the database does the same job for the processes of one host. A sync of a source takes
+the same kind of lock under its own name, so two syncs of one source never run at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # int.from_bytes(b"stratlnk", "big"): a fixed key no other part of StratLink uses.
 ADVISORY_LOCK_KEY = 8319400174550806123
+SCHEDULER_LOCK = "scheduler"
 
 
 class RunnerLock(Protocol):
@@ -104,7 +107,7 @@ class PostgresAdvisoryLock:
             # Session-level: the lock outlives this transaction; ending it keeps the connection idle.
             connection.commit()
         except DBAPIError as error:
-            log.warning("cannot reach the database to take the scheduler lock: %s", error.orig)
+            log.warning("cannot reach the database to take %s: %s", self.description, error.orig)
             engine.dispose()
             return False
         if not taken:
@@ -146,12 +149,22 @@ class PostgresAdvisoryLock:
         self._engine = None
 
 
-def lock_for(database_url: str, instance_path: str) -> RunnerLock:
-    """Pick the lock for this database: an advisory lock on PostgreSQL, a file lock otherwise."""
+def advisory_key(name: str) -> int:
+    """Return the advisory lock key of the lock called `name`: the scheduler's fixed key, or one derived
+    from the name (a signed 64-bit integer, as PostgreSQL takes them)."""
+    if name == SCHEDULER_LOCK:
+        return ADVISORY_LOCK_KEY
+    digest = hashlib.blake2b(f"stratlink {name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_for(database_url: str, instance_path: str, name: str = SCHEDULER_LOCK) -> RunnerLock:
+    """Pick the lock called `name` for this database: an advisory lock on PostgreSQL, a file lock next to
+    the database file otherwise (in `instance_path` for a database in memory)."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        return PostgresAdvisoryLock(database_url)
+        return PostgresAdvisoryLock(database_url, advisory_key(name))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         database = Path(url.database)
-        return FileLock(database.with_name(database.name + ".scheduler.lock"))
-    return FileLock(Path(instance_path) / "scheduler.lock")
+        return FileLock(database.with_name(f"{database.name}.{name}.lock"))
+    return FileLock(Path(instance_path) / f"{name}.lock")

@@ -151,11 +151,14 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
 def sync_work(session: DbSession) -> str:
     """Pull the configured source incrementally."""
     from integrations.sources import get_source
-    from integrations.sync import run_sync
+    from integrations.sync import SyncAlreadyRunning, run_sync
 
     config = current_app.config
     source = get_source(config["STRATLINK_SOURCE"], config)
-    sync_run = run_sync(session, source, batch_size=int(config.get("SYNC_BATCH_SIZE") or 2000))
+    try:
+        sync_run = run_sync(session, source, batch_size=int(config.get("SYNC_BATCH_SIZE") or 2000))
+    except SyncAlreadyRunning as error:
+        raise JobSkipped(str(error)) from error
     summary = (
         f"sync run {sync_run.id} {sync_run.status}: {sync_run.inserted} inserted, "
         f"{sync_run.updated} updated, {sync_run.unchanged} unchanged, {sync_run.failed} failed"

@@ -118,3 +118,20 @@ def login_as(client: FlaskClient) -> Callable[[User], FlaskClient]:
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def another_sync_of(db: Session) -> Iterator[Callable[[str], None]]:
+    """Hold a source's sync lock, as a sync of it running in another process would."""
+    from integrations.sync import sync_lock
+
+    held = []
+
+    def hold(source_name: str) -> None:
+        lock = sync_lock(db, source_name)
+        assert lock.acquire(), f"the sync lock of {source_name} is already taken"
+        held.append(lock)
+
+    yield hold
+    for lock in held:
+        lock.release()

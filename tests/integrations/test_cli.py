@@ -122,6 +122,18 @@ def test_a_malformed_file_fails_the_run_with_exit_code_1(runner, db, tmp_path):
     assert db.scalar(select(SyncRun.status)) == "failed"
 
 
+def test_a_sync_while_another_of_its_source_runs_says_so_and_exits_1(runner, db, tmp_path, another_sync_of):
+    another_sync_of("file")
+
+    result = runner.invoke(args=["sync", "--source", "file", "--path", str(write(tmp_path, DOCUMENT))])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: A sync from file is already running; this one did not start."
+    )
+    assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -27,6 +27,7 @@ from integrations.demo import DemoSource
 from integrations.sync import (
     MAX_STORED_ERRORS,
     SYNC_GC_THRESHOLD,
+    SyncAlreadyRunning,
     bulk_upsert,
     collecting_less,
     content_hash,
@@ -399,6 +400,49 @@ def test_overlapping_syncs_restore_the_collector_when_the_last_one_ends():
     assert during_first == [(SYNC_GC_THRESHOLD, *before[1:])]
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_sync_does_not_start_while_another_sync_of_its_source_runs(db, another_sync_of):
+    running = SyncRun(source="file", status="running", started_at=utc(2026, 11, 25, 2, 30))
+    db.add(running)
+    db.commit()
+    another_sync_of("file")
+
+    message = r"A sync from file is already running \(sync run \d+, started 2026-11-25 02:30 UTC\); this one"
+    with pytest.raises(SyncAlreadyRunning, match=message):
+        run_sync(db, org())
+
+    assert db.scalar(select(func.count()).select_from(Account)) == 0
+    assert db.scalars(select(SyncRun.status)).all() == ["running"]  # the other one's, left alone
+
+
+def test_a_sync_of_another_source_runs_alongside(db, another_sync_of):
+    another_sync_of("salesforce")
+
+    assert run_sync(db, org()).status == "succeeded"
+    assert db.scalar(select(func.count()).select_from(Account)) == 2
+
+
+def test_a_sync_marks_the_runs_its_source_left_running_as_interrupted(db):
+    killed = SyncRun(source="file", status="running", started_at=utc(2026, 11, 25, 2, 30))
+    other_source = SyncRun(source="salesforce", status="running", started_at=utc(2026, 11, 25, 2, 30))
+    db.add_all([killed, other_source])
+    db.commit()
+
+    run = run_sync(db, org())
+
+    db.expire_all()
+    assert run.status == "succeeded"
+    assert killed.status == "failed" and killed.finished_at is not None
+    assert killed.message.startswith("Interrupted: the process running this sync stopped before it finished")
+    assert other_source.status == "running"  # its own sync will tell
+
+
+def test_a_sync_lets_go_of_its_lock_however_it_ends(db):
+    with pytest.raises(ZeroDivisionError):
+        run_sync(db, org(accounts=[ZeroDivisionError("boom")]))
+
+    assert run_sync(db, org()).status == "succeeded"
 
 
 def test_a_full_sync_reads_from_the_start_but_keeps_track_of_cursors(db):

@@ -204,6 +204,22 @@ def test_the_sync_job_pulls_the_configured_source(db, app, tmp_path, scheduled_f
     assert db.scalar(select(Account.name)) == "Acme Corp"
 
 
+def test_the_sync_job_skips_its_period_while_someone_else_syncs_the_source(
+    db, app, tmp_path, scheduled_for, another_sync_of
+):
+    app.config.update(STRATLINK_SOURCE="file", STRATLINK_IMPORT_PATH=str(tmp_path / "crm.json"))
+    (tmp_path / "crm.json").write_text("{}")
+    another_sync_of("file")
+
+    sync_job()
+
+    [run] = runs(db)
+    assert (run.outcome, run.message) == (
+        "skipped",
+        "A sync from file is already running; this one did not start.",
+    )
+
+
 def test_a_failing_sync_is_recorded_as_failed(db, app, tmp_path, scheduled_for):
     app.config.update(STRATLINK_SOURCE="file", STRATLINK_IMPORT_PATH=str(tmp_path / "missing.json"))
 

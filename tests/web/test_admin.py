@@ -138,6 +138,19 @@ def test_sync_now_with_a_misconfigured_source_says_so_and_starts_nothing(
     assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
 
 
+def test_sync_now_while_a_sync_runs_says_so_and_starts_nothing(
+    db: Session, login_as: LoginAs, admin: User, fake: FakeSalesforce, another_sync_of: Callable[[str], None]
+) -> None:
+    seed_org(fake, accounts=1)
+    another_sync_of("salesforce")
+
+    page = login_as(admin).post("/admin/sync", follow_redirects=True).get_data(as_text=True)
+
+    assert "A sync from salesforce is already running; this one did not start." in page
+    assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
+    assert db.scalar(select(func.count()).select_from(Account)) == 0
+
+
 def test_test_connection_counts_the_rows_salesforce_holds(
     db: Session, login_as: LoginAs, admin: User, fake: FakeSalesforce
 ) -> None:
