@@ -110,7 +110,10 @@ def render_digest(
                 "finding": finding,
                 "rule": RULE_TITLES.get(finding.rule, finding.rule),
                 "words": describe_finding(
-                    finding, window_days=review.window_days, stale_days=review.stale_days
+                    finding,
+                    window_days=review.window_days,
+                    stale_days=review.stale_days,
+                    as_of=review.as_of,
                 ),
                 "account_url": f"{base}/accounts/{finding.account_id}",
                 "pipeline": money(finding.open_pipeline),

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, insert, select
 
 from extensions import db as extension
-from planning.models import Activity, Finding, Review
+from planning.models import Activity, Finding, Review, Strategy
 from planning.review import run_review
 from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -211,6 +211,23 @@ def test_badges_say_new_persisting_and_resolved(db, login_as, org, flagged):
         ("persisting", "Bluebird Freight"),
         ("resolved", "Anvil Works"),
     ]
+
+
+def test_an_overdue_strategy_moved_on_is_never_called_overdue_with_its_new_date(db, login_as, org, flagged):
+    # Amir answers the review by moving Amber's review date on (next week it is flagged for no recent
+    # activity instead); the review of D still says what it found then.
+    amber = db.scalars(select(Strategy).where(Strategy.account_id == org.amir_account.id)).one()
+    amber.review_date = date(2026, 12, 15)
+    db.commit()
+    later = weekly(db, as_of=date(2026, 11, 7))
+    client = login_as(org.east)
+
+    then = client.get(f"/reviews/{flagged.id}?rule=stale_strategy").get_data(as_text=True)
+    assert account_names(then) == ["Amber Foods"]
+    assert "Strategy review overdue" in then
+    assert "2026-12-15" not in then
+    now = client.get(f"/reviews/{later.id}?rule=stale_strategy").get_data(as_text=True)
+    assert "No activity linked to the strategy in 60 days" in now
 
 
 def test_the_page_says_when_no_review_has_run(login_as, org):
