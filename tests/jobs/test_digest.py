@@ -135,6 +135,20 @@ def test_account_names_are_escaped_in_the_html_part(db, org, smtp_server, app):
     assert "<b>Bold</b> & Co" in to_wes.part("text/plain")
 
 
+def test_both_parts_say_what_the_review_flags_stale_strategies_included(db, org, smtp_server, app):
+    make_strategy(
+        db, account=make_account(db, name="Quiet Plan", owner=org["wes"]), review_date=date(2026, 9, 1)
+    )
+
+    send_digests(db, review(db), app.config)
+    [to_wes] = smtp_server.to("wes@example.com")
+    for content_type in ("text/plain", "text/html"):
+        body = " ".join(to_wes.part(content_type).split())
+        assert "Strategy review overdue (due 2026-09-01)" in body
+        assert "5 or more activities in the last 30 days that no strategy covers" in body
+        assert "active strategies past their review date or with no linked activity in 60 days" in body
+
+
 def test_the_review_command_sends_the_digest_when_asked(db, org, smtp_server, app):
     busy(db, make_account(db, name="Westward", owner=org["wes"]))
     db.commit()
