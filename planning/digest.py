@@ -13,7 +13,7 @@ import smtplib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 from flask import render_template
@@ -155,6 +155,8 @@ def compose(digest: Digest, review: Review, config: Mapping[str, Any]) -> EmailM
     message["Subject"] = subject_for(digest, review)
     message["From"] = config.get("MAIL_FROM") or "StratLink <stratlink@localhost>"
     message["To"] = formataddr((digest.recipient.name, digest.recipient.email))
+    # RFC 5322 requires a Date; smtplib adds none, and clients then show the time it was read, or none.
+    message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(domain="stratlink.invalid")
     message.set_content(text)
     message.add_alternative(html, subtype="html")

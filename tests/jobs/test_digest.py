@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 from sqlalchemy import insert, select
@@ -95,6 +96,16 @@ def test_managers_get_their_team_new_first_and_reps_only_their_own(db, org, smtp
     [to_ravi] = smtp_server.to("ravi@example.com")
     assert "Busy Inc" not in to_ravi.part("text/plain")
     assert "A contract in 30 days — no strategy" in to_ravi.part("text/plain")
+
+
+def test_a_digest_carries_the_date_it_was_sent(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Busy Inc", owner=org["rita"]))
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    send_digests(db, review(db), app.config)
+    [to_rita] = smtp_server.to("rita@example.com")
+    sent_at = parsedate_to_datetime(to_rita.message["Date"])
+    assert before <= sent_at <= datetime.now(UTC)
 
 
 def test_nothing_is_sent_when_there_is_nothing_to_report(db, org, smtp_server, app):
