@@ -72,10 +72,11 @@ def build_digests(session: DbSession, review: Review) -> list[Digest]:
 
 
 def subject_for(digest: Digest, review: Review) -> str:
-    """Write the subject line: the date, the counts, and whose accounts."""
+    """Write the subject line: the date, the counts (in the words of the email: "still open", not
+    "persisting"), and whose accounts."""
     counts = digest.counts
     whose = "your team" if digest.team else "your accounts"
-    parts = [f"{counts['new']:,} new", f"{counts['persisting']:,} persisting"]
+    parts = [f"{counts['new']:,} new", f"{counts['persisting']:,} still open"]
     if counts["resolved"]:
         parts.append(f"{counts['resolved']:,} resolved")
     return f"Tactics review {review.as_of.isoformat()}: {', '.join(parts)} for {whose}"

@@ -74,7 +74,7 @@ def test_managers_get_their_team_new_first_and_reps_only_their_own(db, org, smtp
         "vera@example.com",
     ]
     [to_emma] = smtp_server.to("emma@example.com")
-    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 1 new, 1 persisting for your team"
+    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 1 new, 1 still open for your team"
     assert to_emma.message["From"] == "StratLink <review@stratlink.test>"
     assert to_emma.message.get_content_type() == "multipart/alternative"
     for content_type in ("text/plain", "text/html"):
@@ -88,7 +88,7 @@ def test_managers_get_their_team_new_first_and_reps_only_their_own(db, org, smtp
     assert "$45,000" in to_emma.part("text/plain")
 
     [to_rita] = smtp_server.to("rita@example.com")
-    assert to_rita.message["Subject"] == "Tactics review 2026-10-31: 1 new, 0 persisting for your accounts"
+    assert to_rita.message["Subject"] == "Tactics review 2026-10-31: 1 new, 0 still open for your accounts"
     for content_type in ("text/plain", "text/html"):
         assert f"{BASE}/accounts/{ritas.id}" in to_rita.part(content_type)
         assert "Lone Contract" not in to_rita.part(content_type)
@@ -198,7 +198,7 @@ def test_a_long_digest_lists_the_first_findings_and_counts_the_rest(db, org, smt
     send_digests(db, weekly, app.config)
 
     [to_emma] = smtp_server.to("emma@example.com")
-    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 3 new, 1 persisting for your team"
+    assert to_emma.message["Subject"] == "Tactics review 2026-10-31: 3 new, 1 still open for your team"
     text, html = to_emma.part("text/plain"), to_emma.part("text/html")
     for body in (text, html):
         assert "New this review (3)" in body
@@ -244,7 +244,7 @@ def test_a_digest_counts_a_thousand_or_more_with_separators(db, org, app):
     text, html = render_digest(digest, weekly, BASE, max_findings=0)
 
     assert subject_for(digest, weekly) == (
-        "Tactics review 2026-10-31: 1,500 new, 2,000 persisting for your team"
+        "Tactics review 2026-10-31: 1,500 new, 2,000 still open for your team"
     )
     for body in (text, html):
         assert "New this review (1,500)" in body
