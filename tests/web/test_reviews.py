@@ -107,6 +107,9 @@ def test_past_the_page_limit_the_vp_picks_a_team_then_sees_only_its_findings(app
     assert '<a href="/reviews">all teams</a>' in east
     stale_in_west = client.get(f"/reviews/{flagged.id}?rule=stale_strategy&team={org.west.id}")
     assert "Nothing to report for this rule in this team." in stale_in_west.get_data(as_text=True)
+    # Said of strategies, not of activity: Bluebird's activity is not covered, and the page must not say so.
+    assert "is within its review date and has recent linked activity" in stale_in_west.get_data(as_text=True)
+    assert "covered by a strategy" not in stale_in_west.get_data(as_text=True)
 
 
 def test_the_team_choice_keeps_the_rule_filter_and_counts_per_status(app, login_as, org, flagged):
