@@ -94,9 +94,7 @@ def describe(
     return f"{words[0].upper()}{words[1:]} in {window_days} days — {_REASON_WORDS.get(reason, reason)}"
 
 
-def describe_finding(
-    finding: Finding, *, window_days: int, stale_days: int, as_of: date | None = None
-) -> str:
+def describe_finding(finding: Finding, *, window_days: int, stale_days: int, as_of: date) -> str:
     """Say in one line what a stored finding found.
 
     An overdue strategy's due date is read from the strategy as it is now, so it is named only while it
@@ -106,7 +104,7 @@ def describe_finding(
     """
     strategy = finding.strategy if finding.strategy_id is not None else None
     due = strategy.review_date if strategy is not None else None
-    if due is not None and as_of is not None and due >= as_of:
+    if due is not None and due >= as_of:
         due = None
     return describe(
         finding.rule,
