@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -24,7 +25,15 @@ from planning.findings import (
     team_summaries,
 )
 from planning.models import Finding, Review, Role, User
-from planning.review import RULES, STATUSES, ReviewParameterError, run_review_from_config, today_in
+from planning.review import (
+    RULES,
+    STATUSES,
+    ReviewParameterError,
+    run_review_from_config,
+    today_in,
+    zone_for,
+)
+from web.accounts import long_date
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -171,7 +180,21 @@ def finding_words(finding: Finding, review: Review) -> str:
     )
 
 
+def review_day(moment: datetime, review: Review) -> str:
+    """Name the day of `moment` in the review's time zone (the zone its window was counted in).
+
+    A date, not "29 days ago": the page shows past reviews too, and their findings' ages grow with
+    every day since.
+    """
+    try:
+        zone = zone_for(review.timezone)
+    except ReviewParameterError:  # a zone the stored review names that this machine no longer knows
+        zone = ZoneInfo("UTC")
+    return long_date(moment.astimezone(zone))
+
+
 def init_app(app: Flask) -> None:
     """Register the review pages."""
     app.add_template_filter(finding_words, "finding_words")
+    app.add_template_filter(review_day, "review_day")
     app.register_blueprint(bp)

@@ -233,6 +233,19 @@ def test_an_overdue_strategy_moved_on_is_never_called_overdue_with_its_new_date(
     assert "No activity linked to the strategy in 60 days" in now
 
 
+def test_the_oldest_uncovered_activity_is_dated_in_the_reviews_time_zone(db, login_as, org):
+    for _ in range(5):
+        make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 20))
+    make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 2, 3))  # 1 Oct, 20:00 in Los Angeles
+    shown = run_review(db, D, window_days=31, min_activities=5, stale_days=60, timezone="America/Los_Angeles")
+    db.commit()
+
+    html = login_as(org.ann).get(f"/reviews/{shown.id}").get_data(as_text=True)
+
+    # A date in the zone the window was counted in, which stays true as the review ages.
+    assert '<time datetime="2026-10-02T03:00:00+00:00">1 Oct 2026</time>' in html
+
+
 def test_the_page_says_when_no_review_has_run(login_as, org):
     response = login_as(org.ann).get("/reviews")
 
