@@ -134,7 +134,6 @@ def _already_running(session: DbSession, source_name: str) -> str:
         .order_by(SyncRun.started_at.desc())
         .limit(1)
     ).first()
-    session.rollback()
     which = (
         ""
         if running is None
