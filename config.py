@@ -111,6 +111,8 @@ def from_environment(instance_path: str) -> dict[str, Any]:
             "https://*.salesforce.com,https://*.force.com,https://*.lightning.force.com,"
             "https://app.hubspot.com,https://app-eu1.hubspot.com",
         ),
+        # The demo org's random seed: the same seed, size and day give the same records.
+        "DEMO_SEED": _int("DEMO_SEED", 20261124),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE"),

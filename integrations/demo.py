@@ -507,7 +507,7 @@ class DemoSource:
         cls, config: Mapping[str, Any], scale: int | None = None, today: date | None = None, **_: Any
     ) -> DemoSource:
         """Build the standard org, or one of `scale` accounts."""
-        seed = int(config.get("DEMO_SEED") or DEFAULT_SEED)
+        seed = int(config.get("DEMO_SEED", DEFAULT_SEED))
         return cls(accounts=scale or STANDARD_ACCOUNTS, seed=seed, today=today)
 
     def streams(self) -> Sequence[str]:

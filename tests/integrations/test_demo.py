@@ -6,11 +6,13 @@ import itertools
 import tracemalloc
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+import config
 from integrations.base import (
     STREAMS,
     AccountRecord,
@@ -89,6 +91,15 @@ def test_a_different_seed_yields_a_different_org() -> None:
     second = read_all(DemoSource(accounts=90, seed=8, today=TODAY))
     for stream in ("users", "accounts", "activities", "strategies"):
         assert first[stream] != second[stream], stream
+
+
+def test_the_demo_seed_setting_chooses_the_org(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DEMO_SEED", "7")
+    settings = config.from_environment(str(tmp_path))
+
+    from_settings = read_all(DemoSource.from_config(settings, scale=90, today=TODAY))
+
+    assert from_settings == read_all(DemoSource(accounts=90, seed=7, today=TODAY))
 
 
 def test_a_stream_read_alone_matches_the_same_stream_read_with_the_others(org: dict[str, list[Any]]) -> None:
