@@ -71,9 +71,12 @@ def upsert_insert(dialect: str, table: Any) -> Any:
     return insert(table)
 
 
-def schema_problem() -> str | None:
+def schema_problem(*, upgrading: bool = False) -> str | None:
     """Say what keeps this code from using the app's database (no tables, or another schema revision),
     or return None when its schema is the latest migration. Needs an app context.
+
+    With `upgrading` (a command that runs `db upgrade` itself), only what an upgrade cannot fix counts:
+    a schema migrated by newer code.
     """
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -84,6 +87,8 @@ def schema_problem() -> str | None:
         current = MigrationContext.configure(connection).get_current_revision()
     where = db.engine.url.render_as_string(hide_password=True)
     if current is None:
+        if upgrading:
+            return None
         return (
             f"the database {where} has no StratLink tables yet: run `flask --app app db upgrade` "
             "(or `flask --app app demo` for the demo org)"
@@ -94,7 +99,7 @@ def schema_problem() -> str | None:
             f"the database {where} is at schema revision {current}, which this code does not know "
             f"(its latest is {head}): a newer version of StratLink migrated it; run that version"
         )
-    if current != head:
+    if current != head and not upgrading:
         return (
             f"the database {where} is at schema revision {current} and this code needs {head}: "
             "run `flask --app app db upgrade`"

@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
-from extensions import db, needs_current_schema
+from extensions import db, needs_current_schema, schema_problem
 from integrations.base import Source, SourceError
 from integrations.sources import UnknownSource, get_source
 from integrations.sync import SyncAlreadyRunning, run_sync
@@ -61,6 +61,9 @@ def sync_command(source_name: str | None, full: bool, path: str | None) -> None:
 @with_appcontext
 def demo_command(scale: int | None) -> None:
     """Create the database if needed and load the demo sales org (safe to run again)."""
+    problem = schema_problem(upgrading=True)
+    if problem is not None:
+        raise click.ClickException(problem)
     upgrade()
     source = build_source("demo", scale=scale)
     run = sync_with_progress(source, full=False)
