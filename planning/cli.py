@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
@@ -100,6 +101,8 @@ def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT, base_url: s
 @needs_current_schema
 def review_command(as_of: date | None, limit: int, print_all: bool, send_digest: bool) -> None:
     """Run the tactics review, store it (replacing one for the same day) and print its findings."""
+    if print_all and click.get_current_context().get_parameter_source("limit") is not ParameterSource.DEFAULT:
+        raise click.UsageError("--limit and --all do not go together: --all prints every finding")
     config = current_app.config
     try:
         review = run_review_from_config(db.session, config, as_of=as_of)

@@ -67,6 +67,14 @@ def test_a_bad_date_is_a_usage_error_with_a_clear_message(app, db):
     assert db.scalars(select(Review)).all() == []
 
 
+def test_a_limit_with_all_is_a_usage_error_and_runs_no_review(app, db):
+    result = app.test_cli_runner().invoke(args=["review", "--limit", "3", "--all"])
+
+    assert result.exit_code == 2
+    assert "--limit and --all do not go together" in result.output
+    assert db.scalars(select(Review)).all() == []
+
+
 def test_a_day_after_today_is_refused_without_a_traceback(app, db):
     result = app.test_cli_runner().invoke(args=["review", "--as-of", "2999-01-01"])
 
