@@ -15,6 +15,7 @@ subqueries evaluated by the database, never rows loaded into Python and summed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +27,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from extensions import DbSession
 from planning.access import scope_accounts, visible_owner_ids
+from planning.markdown import inline_text
 from planning.models import (
     COVERING_STATUSES,
     Account,
@@ -224,10 +226,14 @@ class AccountDetail:
     strategies: list[StrategySummary]
 
 
+# A heading, quote or list marker: a `#`, `-`, `*`, `+` or `1.` is one only when a space follows it.
+_BLOCK_MARKERS = re.compile(r"^(?:(?:#{1,6}|[-*+]|\d{1,9}[.)])\s+|>\s*)+")
+
+
 def headline(text: str | None, limit: int = 120) -> str:
-    """Return the first non-empty line of a Markdown text, without its list or heading marker."""
+    """Return the first non-empty line of a Markdown text as plain text, without its block marker."""
     for line in (text or "").splitlines():
-        line = line.strip().lstrip("#>*-+ ").strip()
+        line = inline_text(_BLOCK_MARKERS.sub("", line.strip())).strip()
         if line:
             return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
     return ""

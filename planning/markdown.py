@@ -56,3 +56,15 @@ def render_markdown(text: str | None) -> Markup:
         link_rel="noopener noreferrer nofollow",
     )
     return Markup(cleaned)  # noqa: S704  (sanitized by nh3 just above)
+
+
+def inline_text(text: str) -> str:
+    """Return one line of Markdown as plain text: emphasis, code and link markup go, their words stay."""
+    pieces: list[str] = []
+    for token in _markdown.parseInline(text):
+        for child in token.children or []:
+            if child.type in ("text", "code_inline"):
+                pieces.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                pieces.append(" ")
+    return "".join(pieces)

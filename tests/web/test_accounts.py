@@ -453,3 +453,13 @@ def test_a_headline_is_the_first_line_without_markdown_markers():
     assert headline("- Grow usage\n- More") == "Grow usage"
     assert headline("") == ""
     assert headline("x" * 200, limit=10) == "xxxxxxxxx…"
+
+
+def test_a_headline_keeps_what_only_looks_like_a_marker_and_drops_inline_markup():
+    assert (
+        headline("**Cut** scrap by 20% with [the plant](https://example.com)")
+        == "Cut scrap by 20% with the plant"
+    )
+    assert headline("-5% churn at the three largest sites") == "-5% churn at the three largest sites"
+    assert headline("> 1. *Grow* usage") == "Grow usage"
+    assert headline("Keep <b>tags</b> as typed") == "Keep <b>tags</b> as typed"
