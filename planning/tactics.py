@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from planning.markdown import inline_text
+
 _VERB_STEMS = [
     r"call(?:s|ed|ing)?",
     r"phon(?:e|es|ed|ing)",
@@ -237,7 +239,9 @@ def split_clauses(text: str) -> list[str]:
 
 
 def _quote(text: str) -> str:
-    text = re.sub(r"^\s*(?:[-*•·+]|\d+[.)])\s*", "", text.strip())
+    """Quote a clause as the person reads it: without its list marker (one followed by a space, so
+    "-5% churn" keeps its minus) or Markdown emphasis ("**Call** the CFO" reads "Call the CFO")."""
+    text = inline_text(re.sub(r"^\s*(?:[-*•·+]|\d+[.)])\s+", "", text.strip())).strip()
     return text if len(text) <= _QUOTE_LENGTH else text[: _QUOTE_LENGTH - 1].rstrip() + "…"
 
 

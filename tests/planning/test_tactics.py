@@ -135,6 +135,14 @@ def test_a_verdict_quotes_its_phrases_and_says_why() -> None:
     assert long.tactic_phrases[0].endswith("…") and len(long.tactic_phrases[0]) <= 80
 
 
+def test_quoted_phrases_read_as_written_without_markdown_or_list_markers() -> None:
+    check = check_tactics(
+        "- **Email** the VP\n- Call `Jim` on Monday\n- Send the [deck](https://example.com)", ""
+    )
+
+    assert check.quoted() == ["“Email the VP”", "“Call Jim on Monday”", "“Send the deck”"]
+
+
 def test_empty_text_is_not_a_list_of_tactics() -> None:
     check = check_tactics("", "")
     assert not check.reads_like_tactics and check.clause_count == 0
