@@ -69,9 +69,7 @@ def summary_lines(review: Review, limit: int | None = DEFAULT_LIMIT, base_url: s
     for finding in findings:
         account = _clip(f"{finding.account.name} ({finding.account.external_id})", ACCOUNT_WIDTH)
         owner = _clip(finding.owner.name if finding.owner else "no owner", OWNER_WIDTH)
-        words = describe_finding(
-            finding, window_days=review.window_days, stale_days=review.stale_days, as_of=review.as_of
-        )
+        words = describe_finding(finding, window_days=review.window_days, stale_days=review.stale_days)
         lines.append(
             f"{finding.status:<10}  {account:<{ACCOUNT_WIDTH}}  {owner:<{OWNER_WIDTH}}  "
             f"{money(finding.open_pipeline):>9}  {words}"

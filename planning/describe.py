@@ -94,25 +94,15 @@ def describe(
     return f"{words[0].upper()}{words[1:]} in {window_days} days — {_REASON_WORDS.get(reason, reason)}"
 
 
-def describe_finding(finding: Finding, *, window_days: int, stale_days: int, as_of: date) -> str:
-    """Say in one line what a stored finding found.
-
-    An overdue strategy's due date is read from the strategy as it is now, so it is named only while it
-    still falls before the review's day `as_of`: once the rep has moved it on (which is what resolves
-    the finding), the review of that day, or the resolved finding, would otherwise read "overdue (due
-    2027-01-15)".
-    """
-    strategy = finding.strategy if finding.strategy_id is not None else None
-    due = strategy.review_date if strategy is not None else None
-    if due is not None and due >= as_of:
-        due = None
+def describe_finding(finding: Finding, *, window_days: int, stale_days: int) -> str:
+    """Say in one line what a stored finding found (an overdue strategy's due date as it was then)."""
     return describe(
         finding.rule,
         finding.reason,
         finding.uncovered or {},
         window_days=window_days,
         stale_days=stale_days,
-        review_date=due,
+        review_date=finding.strategy_review_date,
     )
 
 

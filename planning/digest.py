@@ -111,10 +111,7 @@ def render_digest(
                 "finding": finding,
                 "rule": RULE_TITLES.get(finding.rule, finding.rule),
                 "words": describe_finding(
-                    finding,
-                    window_days=review.window_days,
-                    stale_days=review.stale_days,
-                    as_of=review.as_of,
+                    finding, window_days=review.window_days, stale_days=review.stale_days
                 ),
                 "account_url": f"{base}/accounts/{finding.account_id}",
                 "pipeline": money(finding.open_pipeline),

@@ -125,7 +125,6 @@ def findings_for_owners(
         .options(
             joinedload(Finding.account),
             joinedload(Finding.owner).joinedload(User.manager),
-            joinedload(Finding.strategy),
         )
         .order_by(*Finding.display_order())
     )

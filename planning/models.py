@@ -478,6 +478,9 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     uncovered_total: Mapped[int] = mapped_column(Integer, default=0)
     oldest_uncovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     open_pipeline: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal(0))
+    # A stale strategy's review date when the review ran (migration 0012): what "overdue (due ...)" names,
+    # whatever the rep has moved it to since.
+    strategy_review_date: Mapped[date | None] = mapped_column(Date)
 
     review: Mapped[Review] = relationship(back_populates="findings")
     account: Mapped[Account] = relationship(primaryjoin="foreign(Finding.account_id) == Account.id")

@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     JSON,
+    Date,
     Integer,
     String,
     and_,
@@ -238,6 +239,7 @@ FINDING_COLUMNS = (
     "uncovered",
     "uncovered_total",
     "oldest_uncovered_at",
+    "strategy_review_date",
     "open_pipeline",
 )
 
@@ -324,6 +326,7 @@ def _tactics_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) 
             as_json(_uncovered_json(uncovered.c)).label("uncovered"),
             uncovered.c.total.label("uncovered_total"),
             uncovered.c.oldest.label("oldest_uncovered_at"),
+            cast(null(), Date).label("strategy_review_date"),
         )
         .select_from(uncovered)
         .join(Account, Account.id == uncovered.c.account_id)
@@ -364,6 +367,7 @@ def _stale_fired(parameters: ReviewParameters, as_json: Callable[[Any], Any]) ->
             as_json(literal_column("'{}'")).label("uncovered"),
             literal(0).label("uncovered_total"),
             cast(null(), UTCDateTime).label("oldest_uncovered_at"),
+            Strategy.review_date.label("strategy_review_date"),
         )
         .join(Account, Account.id == Strategy.account_id)
         .where(
@@ -389,7 +393,7 @@ def _insert_findings(
     """
     fired = union_all(_tactics_fired(parameters, as_json), _stale_fired(parameters, as_json)).cte("fired")
     review = literal(review_id).label("review_id")
-    figures = ("uncovered", "uncovered_total", "oldest_uncovered_at")
+    figures = ("uncovered", "uncovered_total", "oldest_uncovered_at", "strategy_review_date")
 
     def open_findings(status: Any) -> Any:
         return select(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -9,9 +10,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
 
 from extensions import db as _db
+from planning.models import Finding, Review
+from tests.factories import make_account, make_strategy, make_user
 
 
 def test_the_migrated_schema_matches_the_models(app):
@@ -41,6 +44,46 @@ def test_every_migration_goes_down_to_exactly_the_schema_before_it(app):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, _db.metadata) == []
         assert context.get_current_revision() == script.get_current_head()
+
+
+def test_0012_gives_past_overdue_findings_the_due_date_that_still_fits_their_review(app, db):
+    db.commit()
+    downgrade(revision="0011")
+    try:
+        owner = make_user(db)
+        kept = make_strategy(db, account=make_account(db, owner=owner), review_date=date(2026, 9, 1))
+        moved_on = make_strategy(db, account=make_account(db, owner=owner), review_date=date(2026, 12, 15))
+        review = Review(as_of=date(2026, 10, 31), window_days=30, min_activities=5, stale_days=60)
+        db.add(review)
+        db.flush()
+
+        def finding(strategy, rule, reason):
+            return {
+                "review_id": review.id,
+                "rule": rule,
+                "reason": reason,
+                "account_id": strategy.account_id,
+                "strategy_id": strategy.id if rule == "stale_strategy" else None,
+            }
+
+        db.execute(
+            insert(Finding.__table__),
+            [
+                finding(kept, "stale_strategy", "review_overdue"),
+                finding(moved_on, "stale_strategy", "review_overdue"),
+                finding(kept, "stale_strategy", "no_recent_activity"),
+                finding(kept, "tactics_without_strategy", "unlinked"),
+            ],
+        )
+        db.commit()
+        upgrade(revision="0012")
+        stored = db.execute(text("SELECT strategy_review_date FROM findings ORDER BY id")).scalars().all()
+        db.commit()
+    finally:
+        upgrade()
+
+    # A date moved past the review's day cannot be the one it was judged by: better none than that one.
+    assert [None if day is None else str(day) for day in stored] == ["2026-09-01", None, None, None]
 
 
 def _schema() -> dict[str, Any]:

@@ -175,9 +175,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
 
 def finding_words(finding: Finding, review: Review) -> str:
     """Say what a finding of `review` found, with that review's thresholds."""
-    return describe_finding(
-        finding, window_days=review.window_days, stale_days=review.stale_days, as_of=review.as_of
-    )
+    return describe_finding(finding, window_days=review.window_days, stale_days=review.stale_days)
 
 
 def review_day(moment: datetime, review: Review) -> str:

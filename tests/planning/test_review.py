@@ -370,6 +370,40 @@ def test_a_rerun_with_other_thresholds_replaces_the_stored_parameters(db):
     assert found(again) == [(TACTICS_WITHOUT_STRATEGY, NO_STRATEGY, "new", "Three")]
 
 
+def test_stale_findings_keep_the_review_date_they_were_judged_by(db):
+    owner = make_user(db)
+    calls(db, make_account(db, name="Busy", owner=owner), 5)
+    quiet = make_strategy(
+        db, account=make_account(db, name="Quiet", owner=owner), review_date=date(2026, 10, 1)
+    )
+    last_week = review(db, as_of=date(2026, 10, 24))
+    quiet.review_date = date(2026, 10, 15)  # moved on, and overdue again by D
+    db.commit()
+    this_week = review(db)
+    quiet.status = "abandoned"
+    db.commit()
+    two_weeks_on = review(db, as_of=date(2026, 11, 21))
+
+    db.expire_all()
+
+    def dates(result):
+        return [(f.rule, f.status, f.strategy_review_date) for f in result.findings]
+
+    assert dates(last_week) == [
+        (TACTICS_WITHOUT_STRATEGY, "new", None),
+        (STALE_STRATEGY, "new", date(2026, 10, 1)),
+    ]
+    assert dates(this_week) == [
+        (TACTICS_WITHOUT_STRATEGY, "persisting", None),
+        (STALE_STRATEGY, "persisting", date(2026, 10, 15)),
+    ]
+    # Busy's calls of 20 October are out of the window by 21 November: both findings resolve as they were.
+    assert dates(two_weeks_on) == [
+        (TACTICS_WITHOUT_STRATEGY, "resolved", None),
+        (STALE_STRATEGY, "resolved", date(2026, 10, 15)),
+    ]
+
+
 def test_findings_are_ordered_by_rule_then_the_most_uncovered_then_pipeline(db):
     owner = make_user(db)
     accounts = {name: make_account(db, name=name, owner=owner) for name in ("A", "B", "C", "D")}
