@@ -502,6 +502,9 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "oldest_uncovered_at": (
             finding.oldest_uncovered_at.isoformat() if finding.oldest_uncovered_at is not None else None
         ),
+        "strategy_review_date": (
+            finding.strategy_review_date.isoformat() if finding.strategy_review_date is not None else None
+        ),
         "open_pipeline": float(finding.open_pipeline),
     }
 

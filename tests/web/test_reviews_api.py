@@ -67,9 +67,17 @@ def test_a_review_reads_as_the_design_contract_says(db, client, bearer, org, sce
             "strategy_id": None,
             "uncovered": {"call": 5, "contract": 1},
             "oldest_uncovered_at": "2026-10-10T09:30:00+00:00",
+            "strategy_review_date": None,
             "open_pipeline": 45000.0,
         }
     ]
+    [stale] = client.get("/api/reviews/latest", headers=bearer(org.amir)).get_json()["findings"]
+    assert (stale["rule"], stale["reason"], stale["strategy_review_date"]) == (
+        "stale_strategy",
+        "review_overdue",
+        "2026-09-01",
+    )
+    assert stale["uncovered"] == {} and stale["oldest_uncovered_at"] is None
 
 
 def test_each_caller_sees_only_the_findings_in_their_scope(db, client, bearer, org, scenario):
@@ -241,6 +249,7 @@ def test_the_openapi_document_describes_the_review_routes(client):
         "owner",
         "uncovered",
         "oldest_uncovered_at",
+        "strategy_review_date",
         "open_pipeline",
     } <= set(finding)
     assert finding["rule"]["enum"] == ["tactics_without_strategy", "stale_strategy"]

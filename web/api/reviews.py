@@ -65,6 +65,13 @@ class FindingOut(Schema):
         metadata={"description": "Uncovered activities in the window, by kind (kinds with none left out)"},
     )
     oldest_uncovered_at = String(allow_none=True, metadata={"format": "date-time"})
+    strategy_review_date = String(
+        allow_none=True,
+        metadata={
+            "format": "date",
+            "description": "The stale strategy's review date when the review ran (stale_strategy only)",
+        },
+    )
     open_pipeline = Float(metadata={"description": "Amount of the account's open opportunities"})
 
 
