@@ -160,6 +160,26 @@ def close_interrupted_syncs(session: DbSession, source_name: str) -> list[SyncRu
     return runs
 
 
+def close_abandoned_syncs(session: DbSession) -> list[SyncRun]:
+    """Mark as failed every run still "running" whose source's sync lock is free: nothing runs it now.
+
+    A new scheduler leader calls this, so a sync its killed predecessor left "running" is recorded as
+    interrupted at once rather than at the next sync of the source (which may be a while, or never when
+    the scheduled sync is off). A source whose lock is held has a sync under way and is left alone.
+    """
+    sources = list(session.scalars(select(SyncRun.source).where(SyncRun.status == "running").distinct()))
+    closed: list[SyncRun] = []
+    for source_name in sources:
+        lock = sync_lock(session, source_name)
+        if not lock.acquire():
+            continue
+        try:
+            closed.extend(close_interrupted_syncs(session, source_name))
+        finally:
+            lock.release()
+    return closed
+
+
 def _run_locked(
     session: DbSession,
     source: Source,

@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from extensions import db
+from integrations.sync import close_abandoned_syncs
 from jobs import tasks
 from jobs.lock import RunnerLock, lock_for
 from jobs.models import SCHEDULER_JOBS_TABLE
@@ -237,6 +238,7 @@ def _lead(
         try:
             # Runs a previous leader left "running" died with it; record them before running anything.
             tasks.close_interrupted_runs(db.session)
+            close_abandoned_syncs(db.session)
             sync_job_store(scheduler, specs)
             scheduler.resume()
             while not stop.wait(heartbeat):

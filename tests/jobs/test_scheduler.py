@@ -22,10 +22,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from extensions import db as extension
+from integrations.sync import sync_lock
 from jobs import tasks
 from jobs.lock import FileLock, PostgresAdvisoryLock, lock_for
 from jobs.models import JobRun
 from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
+from planning.models import SyncRun
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0
@@ -199,6 +201,42 @@ def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next
     assert run.outcome == "failed"
     assert run.finished_at is not None
     assert "Interrupted: the scheduler old-host:4242 stopped before this run finished" in run.error
+
+
+def test_a_sync_run_left_running_by_a_killed_leader_is_recorded_as_interrupted_by_the_next(
+    app, tmp_path, no_bound_app
+):
+    # A leader killed halfway through its sync leaves the sync run "running" too. The next leader records
+    # it at once: the admin page must not show a sync running for the whole next interval (or forever
+    # when the scheduled sync is off), while a sync someone really is running is left alone.
+    started = datetime(2026, 11, 2, 7, tzinfo=UTC)
+    killed = SyncRun(source="demo", status="running", started_at=started)
+    live = SyncRun(source="file", status="running", started_at=started)
+    extension.session.add_all([killed, live])
+    extension.session.commit()
+    killed_id, live_id = killed.id, live.id
+
+    def sync_run(run_id: int) -> SyncRun:
+        extension.session.rollback()  # see what the scheduler's thread committed
+        run = extension.session.get(SyncRun, run_id)
+        assert run is not None
+        return run
+
+    live_lock = sync_lock(extension.session, "file")
+    assert live_lock.acquire()
+    try:
+        with scheduler_thread(app, tmp_path, []):
+            killed_run = wait_for(
+                lambda: (run := sync_run(killed_id)).status != "running" and run,
+                "the next leader to record the killed sync run",
+            )
+        assert sync_run(live_id).status == "running"
+    finally:
+        live_lock.release()
+
+    assert killed_run.status == "failed"
+    assert killed_run.finished_at is not None
+    assert killed_run.message.startswith("Interrupted: the process running this sync stopped")
 
 
 def test_a_second_file_lock_waits_until_the_first_is_released(tmp_path):
