@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -89,10 +90,12 @@ class FileLock:
 class PostgresAdvisoryLock:
     """A session-level `pg_try_advisory_lock` held on a connection of its own."""
 
-    def __init__(self, database_url: str, key: int = ADVISORY_LOCK_KEY) -> None:
+    def __init__(self, database_url: str, key: int = ADVISORY_LOCK_KEY, name: str = SCHEDULER_LOCK) -> None:
         self.database_url = database_url
         self.key = key
         self.description = f"PostgreSQL advisory lock {key}"
+        # Shown in pg_stat_activity, so an operator can tell whose session holds which lock.
+        self.application_name = f"stratlink {name} lock {socket.gethostname()}:{os.getpid()}"[:63]
         self._engine: Engine | None = None
         self._connection: Connection | None = None
 
@@ -100,7 +103,11 @@ class PostgresAdvisoryLock:
         if self._connection is not None:
             return True
         # NullPool: the connection is really closed when we let go, so the session (and its lock) ends.
-        engine = create_engine(self.database_url, poolclass=NullPool)
+        engine = create_engine(
+            self.database_url,
+            poolclass=NullPool,
+            connect_args={"application_name": self.application_name},
+        )
         try:
             connection = engine.connect()
             taken = bool(connection.execute(select(func.pg_try_advisory_lock(self.key))).scalar())
@@ -163,7 +170,7 @@ def lock_for(database_url: str, instance_path: str, name: str = SCHEDULER_LOCK) 
     the database file otherwise (in `instance_path` for a database in memory)."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        return PostgresAdvisoryLock(database_url, advisory_key(name))
+        return PostgresAdvisoryLock(database_url, advisory_key(name), name)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         database = Path(url.database)
         return FileLock(database.with_name(f"{database.name}.{name}.lock"))

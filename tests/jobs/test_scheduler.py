@@ -19,12 +19,12 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from extensions import db as extension
 from integrations.sync import sync_lock
 from jobs import tasks
-from jobs.lock import FileLock, PostgresAdvisoryLock, lock_for
+from jobs.lock import ADVISORY_LOCK_KEY, FileLock, PostgresAdvisoryLock, lock_for
 from jobs.models import JobRun
 from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
 from planning.models import SyncRun
@@ -275,6 +275,31 @@ def test_a_second_advisory_lock_waits_until_the_first_is_released(postgres):
     finally:
         leader.release()
         standby.release()
+
+
+@pytest.mark.postgres
+def test_an_advisory_lock_session_names_its_lock_and_process_for_operators(app, postgres):
+    # To cut a leader off (or see who leads), an operator finds its session in pg_stat_activity.
+    leader, sync = lock_for(postgres, "unused"), lock_for(postgres, "unused", name="sync-demo")
+    try:
+        assert leader.acquire()
+        assert sync.acquire()
+        extension.session.rollback()
+        holders = dict(
+            extension.session.execute(
+                text(
+                    "SELECT activity.application_name, locks.objid::bigint | (locks.classid::bigint << 32) "
+                    "FROM pg_locks AS locks JOIN pg_stat_activity AS activity USING (pid) "
+                    "WHERE locks.locktype = 'advisory' AND locks.granted"
+                )
+            ).all()
+        )
+    finally:
+        leader.release()
+        sync.release()
+    process = f"{socket.gethostname()}:{os.getpid()}"
+    assert holders[f"stratlink scheduler lock {process}"] == ADVISORY_LOCK_KEY
+    assert f"stratlink sync-demo lock {process}" in holders
 
 
 class Process:
