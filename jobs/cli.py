@@ -51,7 +51,7 @@ def scheduler_command(retry_seconds: float) -> None:
 @with_appcontext
 @needs_current_schema
 def job_runs_command(limit: int, job_name: str | None) -> None:
-    """List the latest job runs: when, outcome, and the error of a failed one."""
+    """List the latest job runs: when, outcome, and what went wrong in a failed one."""
     statement = select(JobRun).order_by(JobRun.scheduled_for.desc(), JobRun.id.desc()).limit(limit)
     if job_name:
         statement = statement.where(JobRun.job == job_name)
@@ -63,8 +63,9 @@ def job_runs_command(limit: int, job_name: str | None) -> None:
     click.echo(f"{'job':<{width}} {'scheduled for (UTC)':<20} {'outcome':<10} {'took':>7}  runner / message")
     for run in runs:
         took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "-"
+        # A failed run's message is its exception's line; a run cut off has only the error's text.
         detail = run.message or ""
-        if run.error:
+        if run.error and not run.message:
             detail = run.error.strip().splitlines()[-1]
         click.echo(
             f"{run.job:<{width}} {run.scheduled_for:%Y-%m-%d %H:%M:%S}  {run.outcome:<10} {took:>7}  "

@@ -111,6 +111,7 @@ def run_recorded(
     except Exception as failure:
         session.rollback()
         outcome, error = JobOutcome.FAILED, traceback.format_exc()[-MAX_ERROR_CHARS:]
+        message = failure_summary(failure)
         log.exception("%s for %s failed: %s", job, scheduled_for.isoformat(), failure)
     run.outcome = outcome.value
     run.message = message
@@ -121,6 +122,16 @@ def run_recorded(
         "%s for %s %s%s", job, scheduled_for.isoformat(), outcome.value, f": {message}" if message else ""
     )
     return run
+
+
+def failure_summary(failure: BaseException) -> str:
+    """Return the exception's own line ("Type: first line of its message"), which `job-runs` shows.
+
+    The traceback's last line is not it when the message spans lines: a database error ends with the SQL
+    it ran and SQLAlchemy's "(Background on this error at: https://sqlalche.me/...)".
+    """
+    lines = "".join(traceback.format_exception_only(failure)).strip().splitlines()
+    return (lines[0] if lines else type(failure).__name__)[:MAX_ERROR_CHARS]
 
 
 def close_interrupted_runs(session: DbSession) -> list[JobRun]:

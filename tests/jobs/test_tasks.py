@@ -7,7 +7,7 @@ import os
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from jobs import tasks
 from jobs.models import JobRun
@@ -175,12 +175,9 @@ def test_an_unreachable_smtp_server_fails_the_digest_not_the_review(db, app, sch
         ("digest", "failed"),
     ]
     assert "ConnectionRefusedError" in runs(db, "digest")[0].error
-    # The last line, which `job-runs` shows, names the server to fix.
-    assert (
-        runs(db, "digest")[0]
-        .error.strip()
-        .splitlines()[-1]
-        .startswith("planning.digest.DigestNotSent: could not send the digest through 127.0.0.1:9:")
+    # The exception's line, which `job-runs` shows, names the server to fix.
+    assert runs(db, "digest")[0].message.startswith(
+        "planning.digest.DigestNotSent: could not send the digest through 127.0.0.1:9:"
     )
 
 
@@ -255,3 +252,20 @@ def test_job_runs_lists_the_latest_runs_with_a_failures_last_error_line(db, app)
     assert no_review.output == "No review job has run yet.\n"
     assert unknown.exit_code == 2
     assert "Invalid value for '--job'" in unknown.output
+
+
+def test_job_runs_shows_a_database_errors_own_line_not_sqlalchemys_link(db, app):
+    # A database error's text ends with the SQL and "(Background on this error at: https://sqlalche.me/...)";
+    # job-runs showed that link as all it knew of a sync cut off from PostgreSQL.
+    def failing(session):
+        session.execute(text("SELECT id FROM no_such_table"))
+
+    run = run_recorded(db, "sync", MONDAY_7AM, failing)
+
+    assert run is not None and run.outcome == "failed"
+    assert "sqlalche.me" in run.error  # the whole traceback is kept
+    output = app.test_cli_runner().invoke(args=["job-runs"]).output
+    [line] = output.splitlines()[1:]
+    assert "sqlalche.me" not in line
+    assert "OperationalError: " in line or "ProgrammingError: " in line
+    assert line.endswith("no_such_table") or 'relation "no_such_table" does not exist' in line
