@@ -152,11 +152,25 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
             f"Interrupted: the scheduler {run.runner or '(unknown)'} stopped before this run finished "
             "(killed, crashed or cut off from the database); this period does not run again."
         )
+        if run.job == DIGEST_JOB:
+            # The people it had not reached yet would otherwise wait for the next review (a week).
+            run.error += (
+                " To email the people it had not reached yet: "
+                f"flask --app app review --as-of {_review_day(run.scheduled_for)} --send-digest"
+            )
         log.warning(
             "%s for %s was interrupted on %s; recorded as failed", run.job, run.scheduled_for, run.runner
         )
     session.commit()
     return runs
+
+
+def _review_day(scheduled_for: datetime) -> str:
+    """The day the review of a run scheduled then was as of (in REVIEW_TIMEZONE), as YYYY-MM-DD."""
+    from planning.review import zone_for
+
+    timezone = (current_app.config.get("REVIEW_TIMEZONE") if has_app_context() else None) or "UTC"
+    return scheduled_for.astimezone(zone_for(timezone)).date().isoformat()
 
 
 def sync_work(session: DbSession) -> str:

@@ -201,6 +201,37 @@ def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next
     assert run.outcome == "failed"
     assert run.finished_at is not None
     assert "Interrupted: the scheduler old-host:4242 stopped before this run finished" in run.error
+    assert "--send-digest" not in run.error
+
+
+def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(app, tmp_path, no_bound_app):
+    # Killed halfway through Monday's digest: those not yet emailed would hear nothing until next week's
+    # review, and the run only said "this period does not run again".
+    app.config["REVIEW_TIMEZONE"] = "America/Los_Angeles"
+    monday_7am_la = datetime(2026, 11, 2, 15, tzinfo=UTC)  # 2 November, 07:00 in Los Angeles
+    extension.session.add(
+        JobRun(
+            job="digest",
+            scheduled_for=monday_7am_la + timedelta(hours=12),  # 19:00 there, still 2 November
+            started_at=monday_7am_la,
+            outcome="running",
+            runner="old-host:4242",
+        )
+    )
+    extension.session.commit()
+    with scheduler_thread(app, tmp_path, []) as (_, states):
+        wait_for(lambda: "leader" in states, "the scheduler to lead")
+
+    [run] = job_runs("digest")
+    assert run.outcome == "failed"
+    assert (
+        run.error.strip()
+        .splitlines()[-1]
+        .endswith(
+            "To email the people it had not reached yet: "
+            "flask --app app review --as-of 2026-11-02 --send-digest"
+        )
+    )
 
 
 def test_a_sync_run_left_running_by_a_killed_leader_is_recorded_as_interrupted_by_the_next(
