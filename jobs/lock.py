@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -29,6 +29,22 @@ log = logging.getLogger(__name__)
 # int.from_bytes(b"stratlnk", "big"): a fixed key no other part of StratLink uses.
 ADVISORY_LOCK_KEY = 8319400174550806123
 SCHEDULER_LOCK = "scheduler"
+
+# A lock's session whose other end falls silent without a reset (a cut network, a frozen host) would stay
+# open, and the lock held, until the operating system's TCP keepalive gave up: two hours by default, with
+# no standby able to lead. Both ends probe it instead and give up within about a minute: libpq's keepalive
+# and user timeout on the client, the same settings for the server's end of the session.
+_SILENT_PEER_SECONDS = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+_USER_TIMEOUT_MS = 60_000
+LOCK_SESSION_ARGS: dict[str, Any] = {
+    "keepalives": 1,
+    **_SILENT_PEER_SECONDS,
+    "tcp_user_timeout": _USER_TIMEOUT_MS,
+    "options": " ".join(
+        [f"-c tcp_{name}={value}" for name, value in _SILENT_PEER_SECONDS.items()]
+        + [f"-c tcp_user_timeout={_USER_TIMEOUT_MS}"]
+    ),
+}
 
 
 class RunnerLock(Protocol):
@@ -106,7 +122,7 @@ class PostgresAdvisoryLock:
         engine = create_engine(
             self.database_url,
             poolclass=NullPool,
-            connect_args={"application_name": self.application_name},
+            connect_args={"application_name": self.application_name, **LOCK_SESSION_ARGS},
         )
         try:
             connection = engine.connect()

@@ -28,6 +28,7 @@ from jobs.lock import ADVISORY_LOCK_KEY, FileLock, PostgresAdvisoryLock, lock_fo
 from jobs.models import JobRun
 from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
 from planning.models import SyncRun
+from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0
@@ -306,6 +307,34 @@ def test_a_second_advisory_lock_waits_until_the_first_is_released(postgres):
     finally:
         leader.release()
         standby.release()
+
+
+@pytest.mark.postgres
+def test_an_advisory_lock_session_gives_up_on_a_silent_peer_within_about_a_minute(postgres):
+    # A leader cut off by the network (no reset) must not keep the lock for the OS default of two hours.
+    lock = PostgresAdvisoryLock(postgres)
+    try:
+        assert lock.acquire()
+        session = lock._connection
+        assert session is not None
+        if not session.execute(text("SELECT inet_client_addr() IS NOT NULL")).scalar():
+            skip_or_fail("the test database is reached over a Unix socket, where TCP keepalives do not apply")
+        server = session.execute(
+            text(
+                "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'), "
+                "current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')"
+            )
+        ).one()
+        client = session.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        lock.release()
+    assert tuple(server) == ("30", "10", "3", "60000")
+    assert [client[name] for name in ("keepalives_idle", "keepalives_interval", "keepalives_count")] == [
+        "30",
+        "10",
+        "3",
+    ]
+    assert client["tcp_user_timeout"] == "60000"
 
 
 @pytest.mark.postgres
