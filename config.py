@@ -27,6 +27,15 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from error
 
 
+def _demo_scale() -> int:
+    scale = _int("DEMO_SCALE", 0)
+    if scale < 0:
+        raise ConfigError(
+            f"DEMO_SCALE must be 0 (the standard demo org) or a number of accounts, got {scale}"
+        )
+    return scale
+
+
 def _bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -113,6 +122,9 @@ def from_environment(instance_path: str) -> dict[str, Any]:
         ),
         # The demo org's random seed: the same seed, size and day give the same records.
         "DEMO_SEED": _int("DEMO_SEED", 20261124),
+        # The demo org's size when `demo` gets no --scale, and for every sync of the demo source (the
+        # scheduler's too): 0 is the standard org.
+        "DEMO_SCALE": _demo_scale(),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE"),

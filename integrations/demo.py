@@ -506,9 +506,10 @@ class DemoSource:
     def from_config(
         cls, config: Mapping[str, Any], scale: int | None = None, today: date | None = None, **_: Any
     ) -> DemoSource:
-        """Build the standard org, or one of `scale` accounts."""
+        """Build the org of `scale` accounts, else of DEMO_SCALE accounts, else the standard one."""
         seed = int(config.get("DEMO_SEED", DEFAULT_SEED))
-        return cls(accounts=scale or STANDARD_ACCOUNTS, seed=seed, today=today)
+        accounts = scale or int(config.get("DEMO_SCALE") or 0) or STANDARD_ACCOUNTS
+        return cls(accounts=accounts, seed=seed, today=today)
 
     def streams(self) -> Sequence[str]:
         """Return the streams in sync order."""

@@ -102,6 +102,26 @@ def test_the_demo_seed_setting_chooses_the_org(monkeypatch: pytest.MonkeyPatch, 
     assert from_settings == read_all(DemoSource(accounts=90, seed=7, today=TODAY))
 
 
+def test_the_demo_scale_setting_sizes_every_sync_of_the_demo_that_gives_no_scale(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `demo --scale 5000` then the scheduler's syncs: without the setting they pulled the standard org in.
+    monkeypatch.setenv("DEMO_SCALE", "90")
+    settings = config.from_environment(str(tmp_path))
+
+    assert read_all(DemoSource.from_config(settings, today=TODAY)) == read_all(
+        DemoSource(accounts=90, today=TODAY)
+    )
+    assert len(read_all(DemoSource.from_config(settings, scale=40, today=TODAY))["accounts"]) == 40
+
+
+def test_a_negative_demo_scale_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DEMO_SCALE", "-3")
+
+    with pytest.raises(config.ConfigError, match="DEMO_SCALE must be 0 .* got -3"):
+        config.from_environment(str(tmp_path))
+
+
 def test_a_stream_read_alone_matches_the_same_stream_read_with_the_others(org: dict[str, list[Any]]) -> None:
     alone = DemoSource(today=TODAY)
     records = [record for batch in alone.read("strategies", None, full=True) for record in batch.records]
