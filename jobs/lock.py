@@ -33,17 +33,19 @@ SCHEDULER_LOCK = "scheduler"
 # A lock's session whose other end falls silent without a reset (a cut network, a frozen host) would stay
 # open, and the lock held, until the operating system's TCP keepalive gave up: two hours by default, with
 # no standby able to lead. Both ends probe it instead and give up within about a minute: libpq's keepalive
-# and user timeout on the client, the same settings for the server's end of the session.
+# and user timeout on the client, the same settings for the server's end of the session. The server's are
+# set once connected, not as a startup `options`: that would replace the `options` of DATABASE_URL for the
+# lock's session, and a session-pooling PgBouncer refuses a startup option it does not know.
 _SILENT_PEER_SECONDS = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 _USER_TIMEOUT_MS = 60_000
 LOCK_SESSION_ARGS: dict[str, Any] = {
     "keepalives": 1,
     **_SILENT_PEER_SECONDS,
     "tcp_user_timeout": _USER_TIMEOUT_MS,
-    "options": " ".join(
-        [f"-c tcp_{name}={value}" for name, value in _SILENT_PEER_SECONDS.items()]
-        + [f"-c tcp_user_timeout={_USER_TIMEOUT_MS}"]
-    ),
+}
+SERVER_SIDE_SETTINGS: dict[str, str] = {
+    **{f"tcp_{name}": str(value) for name, value in _SILENT_PEER_SECONDS.items()},
+    "tcp_user_timeout": str(_USER_TIMEOUT_MS),
 }
 
 
@@ -126,6 +128,8 @@ class PostgresAdvisoryLock:
         )
         try:
             connection = engine.connect()
+            settings = (func.set_config(name, value, False) for name, value in SERVER_SIDE_SETTINGS.items())
+            connection.execute(select(*settings))
             taken = bool(connection.execute(select(func.pg_try_advisory_lock(self.key))).scalar())
             # Session-level: the lock outlives this transaction; ending it keeps the connection idle.
             connection.commit()

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from extensions import db as extension
 from integrations.sync import sync_lock
@@ -335,6 +336,22 @@ def test_an_advisory_lock_session_gives_up_on_a_silent_peer_within_about_a_minut
         "3",
     ]
     assert client["tcp_user_timeout"] == "60000"
+
+
+@pytest.mark.postgres
+def test_an_advisory_lock_session_keeps_the_options_of_the_database_url(postgres):
+    # DATABASE_URL's `?options=-c ...` (a search_path, a cloud proxy's endpoint) holds for the lock's
+    # session too; the lock's own server settings used to replace it.
+    url = make_url(postgres)
+    url = url.update_query_dict({"options": "-c statement_timeout=4321"})
+    lock = PostgresAdvisoryLock(url.render_as_string(hide_password=False))
+    try:
+        assert lock.acquire()
+        assert lock._connection is not None
+        timeout = lock._connection.execute(text("SELECT current_setting('statement_timeout')")).scalar()
+    finally:
+        lock.release()
+    assert timeout == "4321ms"
 
 
 @pytest.mark.postgres
