@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 from extensions import db, needs_current_schema, schema_problem
 from integrations.base import Source, SourceError
 from integrations.sources import UnknownSource, get_source
-from integrations.sync import SyncAlreadyRunning, run_sync
+from integrations.sync import SyncNotStarted, run_sync
 from planning.models import SyncRun
 
 # The summary lists this many errors; the run keeps up to 500 and counts them all.
@@ -90,7 +90,7 @@ def sync_with_progress(source: Source, *, full: bool) -> SyncRun:
             batch_size=current_app.config.get("SYNC_BATCH_SIZE", 2000),
             progress=counter,
         )
-    except SyncAlreadyRunning as error:
+    except SyncNotStarted as error:
         raise click.ClickException(str(error)) from error
     finally:
         counter.close()

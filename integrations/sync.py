@@ -84,7 +84,11 @@ KEPT_LOCAL_SHOWN = 20
 _Item = TypeVar("_Item")
 
 
-class SyncAlreadyRunning(Exception):  # noqa: N818  (a refusal, not a failure of the sync)
+class SyncNotStarted(Exception):  # noqa: N818  (a refusal, not a failure of the sync)
+    """This sync did not start: its source's lock could not be taken (the message says why)."""
+
+
+class SyncAlreadyRunning(SyncNotStarted):
     """Another sync of the same source is running (in this process or another); this one did not start."""
 
 
@@ -100,7 +104,8 @@ def run_sync(
 
     Raises SyncAlreadyRunning when another sync of the source holds its lock: two at once (the
     scheduler's and someone's `sync`, or the admin page's button) would both write every record, and
-    the second of two first loads failed outright.
+    the second of two first loads failed outright. Raises SyncNotStarted when the lock cannot be taken
+    at all (the lock's own connection to PostgreSQL refused).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -109,6 +114,10 @@ def run_sync(
         raise RuntimeError(f"the sync engine supports SQLite and PostgreSQL, not {dialect}")
     lock = sync_lock(session, source.name)
     if not lock.acquire():
+        if lock.problem is not None:
+            raise SyncNotStarted(
+                f"A sync from {source.name} did not start: its lock could not be taken ({lock.problem})."
+            )
         raise SyncAlreadyRunning(_already_running(session, source.name))
     try:
         close_interrupted_syncs(session, source.name)

@@ -53,6 +53,8 @@ class RunnerLock(Protocol):
     """A lock at most one scheduler process holds at a time."""
 
     description: str
+    # Why the last acquire() failed when not because another holds the lock (the database unreachable).
+    problem: str | None
 
     def acquire(self) -> bool:
         """Take the lock if it is free; never wait."""
@@ -73,6 +75,7 @@ class FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file lock {path}"
+        self.problem: str | None = None  # a file that cannot be opened raises instead
         self._file: IO[str] | None = None
 
     def acquire(self) -> bool:
@@ -114,6 +117,7 @@ class PostgresAdvisoryLock:
         self.description = f"PostgreSQL advisory lock {key}"
         # Shown in pg_stat_activity, so an operator can tell whose session holds which lock.
         self.application_name = f"stratlink {name} lock {socket.gethostname()}:{os.getpid()}"[:63]
+        self.problem: str | None = None
         self._engine: Engine | None = None
         self._connection: Connection | None = None
 
@@ -135,8 +139,10 @@ class PostgresAdvisoryLock:
             connection.commit()
         except DBAPIError as error:
             log.warning("cannot reach the database to take %s: %s", self.description, error.orig)
+            self.problem = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
             engine.dispose()
             return False
+        self.problem = None
         if not taken:
             connection.close()
             engine.dispose()

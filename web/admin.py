@@ -14,7 +14,7 @@ from integrations.base import SourceError
 from integrations.salesforce import check_connection
 from integrations.salesforce_settings import SalesforceSettings
 from integrations.sources import UnknownSource, get_source
-from integrations.sync import SyncAlreadyRunning, run_sync
+from integrations.sync import SyncAlreadyRunning, SyncNotStarted, run_sync
 from planning.models import Role, SyncRun
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -93,8 +93,8 @@ def sync_now() -> ResponseReturnValue:
         return redirect(url_for("admin.index"))
     try:
         run = run_sync(db.session, source, batch_size=int(config.get("SYNC_BATCH_SIZE") or 2000))
-    except SyncAlreadyRunning as error:
-        flash(str(error), "warning")
+    except SyncNotStarted as error:
+        flash(str(error), "warning" if isinstance(error, SyncAlreadyRunning) else "error")
         return redirect(url_for("admin.index"))
     counts = f"{run.inserted} new, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed"
     if run.status == "failed":

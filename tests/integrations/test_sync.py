@@ -9,8 +9,11 @@ import threading
 from datetime import date, timedelta, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
-from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy import create_engine, event, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.schema import DropConstraint
 
 from integrations.base import (
@@ -28,6 +31,7 @@ from integrations.sync import (
     MAX_STORED_ERRORS,
     SYNC_GC_THRESHOLD,
     SyncAlreadyRunning,
+    SyncNotStarted,
     bulk_upsert,
     collecting_less,
     content_hash,
@@ -414,6 +418,27 @@ def test_a_sync_does_not_start_while_another_sync_of_its_source_runs(db, another
 
     assert db.scalar(select(func.count()).select_from(Account)) == 0
     assert db.scalars(select(SyncRun.status)).all() == ["running"]  # the other one's, left alone
+
+
+@pytest.mark.postgres
+def test_a_sync_whose_lock_cannot_be_taken_says_so_rather_than_that_another_runs(db, postgres, caplog):
+    # The lock takes a connection of its own (PostgreSQL at max_connections, a pooler refusing it): its
+    # failure is no sign of another sync, and the scheduler must not record the period as skipped.
+    # The session's engine names a port nothing listens on (with a password) but connects for real.
+    real = make_url(postgres)
+    _, parameters = db.get_bind().dialect.create_connect_args(real)
+    unreachable = real.set(port=1, password="hunter2")
+    engine = create_engine(unreachable, creator=lambda: psycopg.connect(**parameters))
+    try:
+        with Session(engine) as session, pytest.raises(SyncNotStarted) as refused:
+            run_sync(session, org())
+    finally:
+        engine.dispose()
+
+    assert not isinstance(refused.value, SyncAlreadyRunning)
+    assert str(refused.value).startswith("A sync from file did not start: its lock could not be taken (")
+    assert "hunter2" not in str(refused.value) and "hunter2" not in caplog.text
+    assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
 
 
 def test_a_sync_of_another_source_runs_alongside(db, another_sync_of):
