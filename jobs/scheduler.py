@@ -189,6 +189,15 @@ def sync_job_store(scheduler: BackgroundScheduler, jobs: list[JobSpec]) -> None:
         log.info("scheduled job %s: %s", spec.id, spec.trigger)
 
 
+def scheduler_lock(app: Flask) -> RunnerLock:
+    """Return the leader's lock for the app's database, beside the file its engine opens: a relative
+    SQLite path in DATABASE_URL is in the instance folder (as Flask-SQLAlchemy reads it), not in the
+    working directory, where schedulers started from two directories took a lock each and both led."""
+    with app.app_context():
+        url = db.engine.url.render_as_string(hide_password=False)
+    return lock_for(url, app.instance_path)
+
+
 def run_scheduler(
     app: Flask,
     *,
@@ -201,7 +210,7 @@ def run_scheduler(
 ) -> None:
     """Run as leader when the runner lock is free, as standby otherwise, until `stop` is set."""
     stop = stop or threading.Event()
-    lock = lock or lock_for(app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path)
+    lock = lock or scheduler_lock(app)
     specs = jobs if jobs is not None else configured_jobs(app.config)
     tasks.bind_app(app)
 

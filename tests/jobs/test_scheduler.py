@@ -22,12 +22,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from app import create_app
 from extensions import db as extension
 from integrations.sync import sync_lock
 from jobs import tasks
 from jobs.lock import ADVISORY_LOCK_KEY, FileLock, PostgresAdvisoryLock, lock_for
 from jobs.models import JobRun
-from jobs.scheduler import JobSpec, build_scheduler, configured_jobs, run_scheduler, sync_job_store
+from jobs.scheduler import (
+    JobSpec,
+    build_scheduler,
+    configured_jobs,
+    run_scheduler,
+    scheduler_lock,
+    sync_job_store,
+)
 from planning.models import SyncRun
 from tests.conftest import skip_or_fail
 
@@ -293,6 +301,23 @@ def test_the_lock_is_chosen_by_database(tmp_path):
         lock_for("postgresql+psycopg://db.example.com/stratlink", str(tmp_path)), PostgresAdvisoryLock
     )
     assert lock_for("sqlite://", str(tmp_path)).path == tmp_path / "scheduler.lock"
+
+
+def test_the_leaders_lock_of_a_relative_sqlite_url_is_beside_the_database_whatever_the_directory(
+    tmp_path, monkeypatch
+):
+    # Flask-SQLAlchemy opens sqlite:///stratlink.sqlite3 in the instance folder; a lock next to that name
+    # in the working directory let two schedulers started from two directories both lead.
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": "sqlite:///relative.sqlite3"}
+    )
+    locks = []
+    for directory in ("one", "two"):
+        (tmp_path / directory).mkdir()
+        monkeypatch.chdir(tmp_path / directory)
+        locks.append(scheduler_lock(app))
+
+    assert [lock.path for lock in locks] == [Path(app.instance_path) / "relative.sqlite3.scheduler.lock"] * 2
 
 
 @pytest.mark.postgres
