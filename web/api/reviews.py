@@ -16,7 +16,6 @@ from apiflask.validators import OneOf, Range
 from flask import current_app
 from flask_login import current_user
 from marshmallow import EXCLUDE, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from planning.accounts import is_valid_id
@@ -134,13 +133,13 @@ def _shown(review: Review, query: dict[str, Any] | None = None) -> dict[str, Any
 @bp.output(ReviewOut, status_code=201)
 @bp.doc(
     summary="Run the tactics review now",
-    description="Runs and stores the review as of the given day (replacing one for that day). "
+    description="Runs and stores the review as of the given day (replacing one for that day; a run for "
+    "the same day under way meanwhile is waited for, then replaced). "
     "Managers and admins only; the answer holds the findings you may see.",
     tags=["Reviews"],
     responses={
         401: RESPONSES[401],
         403: "Reps may not run the review, or CSRF check failed",
-        409: "A review for that day is being run at the same moment",
     },
 )
 def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
@@ -155,10 +154,6 @@ def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
     except ReviewParameterError as error:
         db.session.rollback()
         abort_api(422, f"Cannot run the review: {error}.")
-    except IntegrityError:
-        # Another run for the same day committed first (reviews are unique per day).
-        db.session.rollback()
-        abort_api(409, "A review for that day is being run right now; try again in a moment.")
     return _shown(review)
 
 
