@@ -46,7 +46,7 @@ def test_every_migration_goes_down_to_exactly_the_schema_before_it(app):
         assert context.get_current_revision() == script.get_current_head()
 
 
-def test_0012_gives_past_overdue_findings_the_due_date_that_still_fits_their_review(app, db):
+def test_0012_gives_past_stale_findings_the_review_date_that_still_fits_their_reason(app, db):
     db.commit()
     downgrade(revision="0011")
     try:
@@ -72,6 +72,7 @@ def test_0012_gives_past_overdue_findings_the_due_date_that_still_fits_their_rev
                 finding(kept, "stale_strategy", "review_overdue"),
                 finding(moved_on, "stale_strategy", "review_overdue"),
                 finding(kept, "stale_strategy", "no_recent_activity"),
+                finding(moved_on, "stale_strategy", "no_recent_activity"),
                 finding(kept, "tactics_without_strategy", "unlinked"),
             ],
         )
@@ -82,8 +83,14 @@ def test_0012_gives_past_overdue_findings_the_due_date_that_still_fits_their_rev
     finally:
         upgrade()
 
-    # A date moved past the review's day cannot be the one it was judged by: better none than that one.
-    assert [None if day is None else str(day) for day in stored] == ["2026-09-01", None, None, None]
+    # A date that no longer fits the finding's reason cannot be the one it was judged by: better none.
+    assert [None if day is None else str(day) for day in stored] == [
+        "2026-09-01",
+        None,
+        None,
+        "2026-12-15",
+        None,
+    ]
 
 
 def _schema() -> dict[str, Any]:

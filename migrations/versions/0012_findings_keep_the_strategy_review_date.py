@@ -2,8 +2,9 @@
 
 "Strategy review overdue (due 2026-09-01)" read the date from the strategy as it is now, so once a rep
 moved it on, past reviews named the new date. Each stale-strategy finding now stores the date it was
-judged by. Existing overdue findings get their strategy's present date where it still falls before the
-review's day (the best that can be known), the others none.
+judged by. Existing ones get their strategy's present date where it still fits their reason (before the
+review's day for an overdue one, on or after it for one without recent activity), the best that can be
+known; the others none.
 
 Revision ID: 0012
 Revises: 0011
@@ -26,9 +27,12 @@ def upgrade():
             SELECT strategies.review_date FROM strategies, reviews
             WHERE strategies.id = findings.strategy_id
               AND reviews.id = findings.review_id
-              AND strategies.review_date < reviews.as_of
+              AND CASE findings.reason
+                  WHEN 'review_overdue' THEN strategies.review_date < reviews.as_of
+                  ELSE strategies.review_date >= reviews.as_of
+              END
         )
-        WHERE rule = 'stale_strategy' AND reason = 'review_overdue'
+        WHERE rule = 'stale_strategy'
         """
     )
 
