@@ -19,9 +19,11 @@ line. Targets: ratio <= 1.3, peak RSS <= 300 MB.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,9 +366,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
 
-        # 3. The full sync into a fresh database.
-        workdir = tempfile.mkdtemp(prefix="bench-sync-salesforce-")
-        database_url = args.database_url or f"sqlite:///{workdir}/bench.sqlite3"
+        # 3. The full sync into a fresh database: by default a SQLite file in a folder removed at exit.
+        database_url = args.database_url
+        if database_url is None:
+            workdir = tempfile.mkdtemp(prefix="bench-sync-salesforce-")
+            atexit.register(shutil.rmtree, workdir, True)
+            database_url = f"sqlite:///{workdir}/bench.sqlite3"
         app = create_app(
             {
                 "SQLALCHEMY_DATABASE_URI": database_url,

@@ -8,6 +8,7 @@ PostgreSQL, whose bulk-load paths differ.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,15 +30,19 @@ TOY_RUNS = {
 }
 
 
-def run_bench(name: str, *arguments: str) -> dict[str, Any]:
+def run_bench(name: str, scratch: Path, *arguments: str) -> dict[str, Any]:
+    """Run a benchmark at its toy size with `scratch` as its temporary folder, which it must leave empty."""
     done = subprocess.run(  # noqa: S603 (our own scripts, run with our own interpreter)
         [sys.executable, str(ROOT / "bench" / f"{name}.py"), *TOY_RUNS[name], *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    # A full-size run writes a database of hundreds of MB; every run must take its files away.
+    assert sorted(path.name for path in scratch.iterdir()) == []
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) >= CONTRACT, CONTRACT - set(figures)
     assert figures["bench"] == name
@@ -63,14 +68,14 @@ def bench_database(postgres: str) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("name", sorted(TOY_RUNS))
-def test_each_benchmark_runs_on_sqlite(name):
-    figures = run_bench(name)
+def test_each_benchmark_runs_on_sqlite(name, tmp_path):
+    figures = run_bench(name, tmp_path)
 
     assert figures["database"] == "sqlite"
 
 
-def test_the_review_benchmark_counts_what_it_built():
-    figures = run_bench("review")
+def test_the_review_benchmark_counts_what_it_built(tmp_path):
+    figures = run_bench("review", tmp_path)
 
     assert (figures["accounts"], figures["small_accounts"], figures["activities"]) == (60, 6, 1200)
     assert figures["findings"] > 0
@@ -78,7 +83,7 @@ def test_the_review_benchmark_counts_what_it_built():
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("name", sorted(TOY_RUNS))
-def test_each_benchmark_runs_on_postgresql(name, bench_database):
-    figures = run_bench(name, "--database-url", bench_database)
+def test_each_benchmark_runs_on_postgresql(name, bench_database, tmp_path):
+    figures = run_bench(name, tmp_path, "--database-url", bench_database)
 
     assert figures["database"] == "postgresql"
