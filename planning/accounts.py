@@ -228,11 +228,15 @@ class AccountDetail:
 
 # A heading, quote or list marker: a `#`, `-`, `*`, `+` or `1.` is one only when a space follows it.
 _BLOCK_MARKERS = re.compile(r"^(?:(?:#{1,6}|[-*+]|\d{1,9}[.)])\s+|>\s*)+")
+# A thematic break (`---`, `* * *`, `___`): a line that holds no words.
+_THEMATIC_BREAK = re.compile(r"^(?:-[ \t]*){3,}$|^(?:\*[ \t]*){3,}$|^(?:_[ \t]*){3,}$")
 
 
 def headline(text: str | None, limit: int = 120) -> str:
     """Return the first non-empty line of a Markdown text as plain text, without its block marker."""
     for line in (text or "").splitlines():
+        if _THEMATIC_BREAK.match(line.strip()):
+            continue
         line = inline_text(_BLOCK_MARKERS.sub("", line.strip())).strip()
         if line:
             return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -59,11 +59,12 @@ def render_markdown(text: str | None) -> Markup:
 
 
 def inline_text(text: str) -> str:
-    """Return one line of Markdown as plain text: emphasis, code and link markup go, their words stay."""
+    """Return one line of Markdown as plain text: emphasis, code, link and image markup go, their words
+    (an image's alt text) stay."""
     pieces: list[str] = []
     for token in _markdown.parseInline(text):
         for child in token.children or []:
-            if child.type in ("text", "code_inline"):
+            if child.type in ("text", "code_inline", "image"):
                 pieces.append(child.content)
             elif child.type in ("softbreak", "hardbreak"):
                 pieces.append(" ")

@@ -463,3 +463,6 @@ def test_a_headline_keeps_what_only_looks_like_a_marker_and_drops_inline_markup(
     assert headline("-5% churn at the three largest sites") == "-5% churn at the three largest sites"
     assert headline("> 1. *Grow* usage") == "Grow usage"
     assert headline("Keep <b>tags</b> as typed") == "Keep <b>tags</b> as typed"
+    assert headline("![Plant 2](plant.png) runs a second shift") == "Plant 2 runs a second shift"
+    assert headline("---\n* * *\nWin the plant") == "Win the plant"
+    assert headline("--- the plan, in short") == "--- the plan, in short"
