@@ -485,9 +485,6 @@ class Finding(db.Model):  # type: ignore[name-defined,misc]
     review: Mapped[Review] = relationship(back_populates="findings")
     account: Mapped[Account] = relationship(primaryjoin="foreign(Finding.account_id) == Account.id")
     owner: Mapped[User | None] = relationship(primaryjoin="foreign(Finding.owner_id) == User.id")
-    strategy: Mapped[Strategy | None] = relationship(
-        primaryjoin="foreign(Finding.strategy_id) == Strategy.id"
-    )
 
     @classmethod
     def display_order(cls) -> list[Any]:
