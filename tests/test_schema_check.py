@@ -62,26 +62,14 @@ def test_a_migrated_database_has_no_schema_problem(empty_app):
     assert empty_app.test_cli_runner().invoke(args=["job-runs"]).output == "No job has run yet.\n"
 
 
-def test_a_database_migrated_by_newer_code_says_so_instead_of_asking_for_an_upgrade(empty_app):
+@pytest.mark.parametrize("command", ["review", "demo"])  # demo runs `db upgrade` itself, which cannot help
+def test_a_database_migrated_by_newer_code_says_so_instead_of_asking_for_an_upgrade(empty_app, command):
     with empty_app.app_context():
         upgrade()
         with db.engine.begin() as connection:
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
 
-    result = empty_app.test_cli_runner().invoke(args=["review"])
-
-    assert result.exit_code == 1
-    assert "is at schema revision 0999, which this code does not know" in result.output
-    assert "db upgrade" not in result.output
-
-
-def test_demo_on_a_database_migrated_by_newer_code_says_so_instead_of_upgrading_it(empty_app):
-    with empty_app.app_context():
-        upgrade()
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
-
-    result = empty_app.test_cli_runner().invoke(args=["demo"])
+    result = empty_app.test_cli_runner().invoke(args=[command])
 
     assert result.exit_code == 1
     assert "is at schema revision 0999, which this code does not know" in result.output
