@@ -12,8 +12,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +20,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -131,9 +128,7 @@ def run_sync(
 def sync_lock(session: DbSession, source_name: str) -> RunnerLock:
     """Return the lock a sync of `source_name` holds while it runs (see jobs.lock)."""
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
-    # Only a database in memory lacks a file to lock beside; it lives and dies with this process.
-    private = Path(tempfile.gettempdir()) / f"stratlink-{os.getpid()}"
-    return lock_for(url, str(private), name=f"sync-{source_name}")
+    return lock_for(url, name=f"sync-{source_name}")
 
 
 def _already_running(session: DbSession, source_name: str) -> str:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -108,6 +109,40 @@ class FileLock:
             self._file = None
 
 
+class ProcessLock:
+    """A lock of this process by name, for a database in memory: no other process can reach it, and a
+    file to lock would be left behind."""
+
+    _held: set[str] = set()
+    _guard = threading.Lock()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.description = f"lock {name!r} of process {os.getpid()}"
+        self.problem: str | None = None
+        self._holding = False
+
+    def acquire(self) -> bool:
+        if self._holding:
+            return True
+        with self._guard:
+            if self.name in self._held:
+                return False
+            self._held.add(self.name)
+        self._holding = True
+        return True
+
+    def still_held(self) -> bool:
+        return self._holding
+
+    def release(self) -> None:
+        if not self._holding:
+            return
+        with self._guard:
+            self._held.discard(self.name)
+        self._holding = False
+
+
 class PostgresAdvisoryLock:
     """A session-level `pg_try_advisory_lock` held on a connection of its own."""
 
@@ -191,13 +226,14 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock_for(database_url: str, instance_path: str, name: str = SCHEDULER_LOCK) -> RunnerLock:
+def lock_for(database_url: str, name: str = SCHEDULER_LOCK) -> RunnerLock:
     """Pick the lock called `name` for this database: an advisory lock on PostgreSQL, a file lock next to
-    the database file otherwise (in `instance_path` for a database in memory)."""
+    the database file for SQLite, and for a database in memory, which only this process can reach, a lock
+    of this process."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
         return PostgresAdvisoryLock(database_url, advisory_key(name), name)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         database = Path(url.database)
         return FileLock(database.with_name(f"{database.name}.{name}.lock"))
-    return FileLock(Path(instance_path) / f"{name}.lock")
+    return ProcessLock(name)

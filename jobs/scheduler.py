@@ -195,7 +195,7 @@ def scheduler_lock(app: Flask) -> RunnerLock:
     working directory, where schedulers started from two directories took a lock each and both led."""
     with app.app_context():
         url = db.engine.url.render_as_string(hide_password=False)
-    return lock_for(url, app.instance_path)
+    return lock_for(url)
 
 
 def run_scheduler(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import tempfile
 import threading
 from datetime import date, timedelta, timezone
 from decimal import Decimal
@@ -14,8 +15,10 @@ import pytest
 from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import DropConstraint
 
+from extensions import Base
 from integrations.base import (
     AccountRecord,
     ActivityRecord,
@@ -468,6 +471,21 @@ def test_a_sync_lets_go_of_its_lock_however_it_ends(db):
         run_sync(db, org(accounts=[ZeroDivisionError("boom")]))
 
     assert run_sync(db, org()).status == "succeeded"
+
+
+def test_a_sync_into_a_database_in_memory_leaves_no_file_behind(tmp_path, monkeypatch):
+    # Its lock is the process's own: nothing else can reach such a database, and a lock file would stay.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    try:
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            assert run_sync(session, org()).status == "succeeded"
+            assert session.scalar(select(func.count()).select_from(Account)) == 2
+    finally:
+        engine.dispose()
+
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_sync_reads_from_the_start_but_keeps_track_of_cursors(db):

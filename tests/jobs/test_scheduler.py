@@ -26,7 +26,7 @@ from app import create_app
 from extensions import db as extension
 from integrations.sync import sync_lock
 from jobs import tasks
-from jobs.lock import ADVISORY_LOCK_KEY, FileLock, PostgresAdvisoryLock, lock_for
+from jobs.lock import ADVISORY_LOCK_KEY, FileLock, PostgresAdvisoryLock, ProcessLock, lock_for
 from jobs.models import JobRun
 from jobs.scheduler import (
     JobSpec,
@@ -294,13 +294,25 @@ def test_a_second_file_lock_waits_until_the_first_is_released(tmp_path):
 
 
 def test_the_lock_is_chosen_by_database(tmp_path):
-    sqlite_lock = lock_for(f"sqlite:///{tmp_path}/data/stratlink.sqlite3", str(tmp_path / "instance"))
+    sqlite_lock = lock_for(f"sqlite:///{tmp_path}/data/stratlink.sqlite3")
     assert isinstance(sqlite_lock, FileLock)
     assert sqlite_lock.path == tmp_path / "data" / "stratlink.sqlite3.scheduler.lock"
-    assert isinstance(
-        lock_for("postgresql+psycopg://db.example.com/stratlink", str(tmp_path)), PostgresAdvisoryLock
-    )
-    assert lock_for("sqlite://", str(tmp_path)).path == tmp_path / "scheduler.lock"
+    assert isinstance(lock_for("postgresql+psycopg://db.example.com/stratlink"), PostgresAdvisoryLock)
+    assert isinstance(lock_for("sqlite://"), ProcessLock)
+
+
+def test_a_database_in_memory_is_locked_by_name_within_the_process():
+    first, second = lock_for("sqlite://", name="sync-demo"), lock_for("sqlite:///:memory:", name="sync-demo")
+    other = lock_for("sqlite://", name="sync-file")
+
+    assert first.acquire() and first.acquire()  # taking it again while held keeps it
+    assert not second.acquire()
+    assert other.acquire()
+    first.release()
+    assert not first.still_held()
+    assert second.acquire()
+    second.release()
+    other.release()
 
 
 def test_the_leaders_lock_of_a_relative_sqlite_url_is_beside_the_database_whatever_the_directory(
@@ -382,7 +394,7 @@ def test_an_advisory_lock_session_keeps_the_options_of_the_database_url(postgres
 @pytest.mark.postgres
 def test_an_advisory_lock_session_names_its_lock_and_process_for_operators(app, postgres):
     # To cut a leader off (or see who leads), an operator finds its session in pg_stat_activity.
-    leader, sync = lock_for(postgres, "unused"), lock_for(postgres, "unused", name="sync-demo")
+    leader, sync = lock_for(postgres), lock_for(postgres, name="sync-demo")
     try:
         assert leader.acquire()
         assert sync.acquire()
