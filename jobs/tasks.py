@@ -156,7 +156,7 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
             # The people it had not reached yet would otherwise wait for the next review (a week).
             run.error += (
                 " To email the people it had not reached yet: "
-                f"flask --app app review --as-of {_review_day(run.scheduled_for)} --send-digest"
+                f"flask --app app digest --as-of {_review_day(run.scheduled_for)}"
             )
         log.warning(
             "%s for %s was interrupted on %s; recorded as failed", run.job, run.scheduled_for, run.runner

@@ -1,4 +1,5 @@
-"""`flask --app app review [--as-of YYYY-MM-DD] [--send-digest]`: run the tactics review now."""
+"""`flask --app app review [--as-of YYYY-MM-DD] [--send-digest]`: run the tactics review now;
+`flask --app app digest [--as-of YYYY-MM-DD]`: email a stored review's digest."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import click
 from click.core import ParameterSource
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
 from extensions import db, needs_current_schema
 from planning.describe import describe_finding, money
-from planning.findings import findings_for_owners, status_counts
+from planning.findings import findings_for_owners, latest_review, status_counts
 from planning.models import Review
 from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
 
@@ -111,25 +113,59 @@ def review_command(as_of: date | None, limit: int, print_all: bool, send_digest:
     for line in summary_lines(review, None if print_all else limit, config.get("STRATLINK_BASE_URL") or ""):
         click.echo(line)
     if send_digest:
-        from planning.digest import DigestNotSent, send_digests
+        click.echo("")
+        _send_digest(review)
 
-        if review.digest_sent_at is not None:
-            click.echo(
-                f"\nNo digest sent: the digest of the review as of {review.as_of.isoformat()} "
-                f"already went out ({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)."
+
+@click.command("digest")
+@click.option(
+    "--as-of", "as_of", type=IsoDate(), default=None, help="The review as of this day (default: the latest)."
+)
+@with_appcontext
+@needs_current_schema
+def digest_command(as_of: date | None) -> None:
+    """Email the digest of a stored review to the people it has not reached yet; the review is not run
+    again."""
+    if as_of is None:
+        review = latest_review(db.session)
+        if review is None:
+            raise click.ClickException("no review has run yet: `flask --app app review` runs one")
+    else:
+        review = db.session.scalar(select(Review).where(Review.as_of == as_of))
+        if review is None:
+            raise click.ClickException(
+                f"no review as of {as_of.isoformat()}: `flask --app app review --as-of {as_of.isoformat()}` "
+                "runs one"
             )
-            return
-        try:
-            sent = send_digests(db.session, review, config)
-        except DigestNotSent as error:
-            raise click.ClickException(str(error)) from error
-        db.session.commit()
-        if sent:
-            click.echo(f"\nDigest sent to {len(sent)}: " + ", ".join(d.recipient.email for d in sent))
-        else:
-            click.echo("\nNo digest sent: nothing to report.")
+    _send_digest(review)
+
+
+def _send_digest(review: Review) -> None:
+    """Email the digest of `review` to whoever it has not reached, and say what happened."""
+    from planning.digest import DigestNotSent, send_digests
+
+    day = review.as_of.isoformat()
+    if review.digest_sent_at is not None:
+        click.echo(
+            f"No digest sent: the digest of the review as of {day} already went out "
+            f"({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)."
+        )
+        return
+    try:
+        sent = send_digests(db.session, review, current_app.config)
+    except DigestNotSent as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    if sent:
+        click.echo(
+            f"Digest of the review as of {day} sent to {len(sent)}: "
+            + ", ".join(digest.recipient.email for digest in sent)
+        )
+    else:
+        click.echo(f"No digest sent for the review as of {day}: nothing to report.")
 
 
 def init_app(app: Flask) -> None:
-    """Register the review command."""
+    """Register the review and digest commands."""
     app.cli.add_command(review_command)
+    app.cli.add_command(digest_command)

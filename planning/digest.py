@@ -202,7 +202,7 @@ def send_digests(
     """
     if review.digest_sent_at is not None:
         return []
-    review_id = review.id
+    review_id, day = review.id, review.as_of.isoformat()
     delivered = set(
         session.scalars(select(DigestDelivery.user_id).where(DigestDelivery.review_id == review_id))
     )
@@ -230,7 +230,7 @@ def send_digests(
             server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
             raise DigestNotSent(
                 f"could not send the digest through {server}: {error} ({len(sent)} of {len(outbox)} "
-                "sent; sending again sends the rest)"
+                f"sent; `flask --app app digest --as-of {day}` sends the rest)"
             ) from error
     session.execute(
         update(Review)

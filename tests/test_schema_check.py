@@ -11,6 +11,7 @@ from extensions import db, migrate, schema_problem
 
 COMMANDS = [
     ["review"],
+    ["digest"],
     ["sync"],
     ["scheduler"],
     ["job-runs"],

@@ -18,7 +18,7 @@ from planning.digest import (
     send_digests,
     subject_for,
 )
-from planning.models import DigestDelivery, Finding, Review, User
+from planning.models import Activity, DigestDelivery, Finding, Review, User
 from planning.review import run_review
 from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, make_user, utc
 
@@ -167,7 +167,10 @@ def test_the_review_command_sends_the_digest_when_asked(db, org, smtp_server, ap
     result = app.test_cli_runner().invoke(args=["review", "--as-of", "2026-10-31", "--send-digest"])
 
     assert result.exit_code == 0, result.output
-    assert "Digest sent to 3: vera@example.com, walt@example.com, wes@example.com" in result.output
+    assert (
+        "Digest of the review as of 2026-10-31 sent to 3: vera@example.com, walt@example.com, wes@example.com"
+        in result.output
+    )
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
         "vera@example.com",
         "walt@example.com",
@@ -234,6 +237,61 @@ def test_a_review_digest_goes_out_once_however_often_it_is_asked_for(db, org, sm
     assert len(smtp_server.to("wes@example.com")) == 1
 
 
+def test_the_digest_command_reaches_the_rest_of_a_cut_off_send_without_running_the_review_again(
+    db, org, smtp_server, app
+):
+    westward = make_account(db, name="Westward", owner=org["wes"])
+    busy(db, westward)
+    weekly = review(db)
+    findings_before = finding_ids(db, weekly)
+    smtp_server.refuse = {"walt@example.com"}
+    runner = app.test_cli_runner()
+
+    cut_off = runner.invoke(args=["digest", "--as-of", "2026-10-31"])
+
+    assert cut_off.exit_code == 1
+    assert "(1 of 3 sent; `flask --app app digest --as-of 2026-10-31` sends the rest)" in cut_off.output
+    smtp_server.refuse = set()
+    # Since the review ran, Westward's activity got a strategy: a review run again would find nothing.
+    link(db, make_strategy(db, account=westward), *db.scalars(select(Activity)).all())
+    db.commit()
+
+    rest = runner.invoke(args=["digest", "--as-of", "2026-10-31"])
+
+    assert rest.exit_code == 0, rest.output
+    assert "Digest of the review as of 2026-10-31 sent to 2: walt@example.com, wes@example.com" in rest.output
+    [to_wes] = smtp_server.to("wes@example.com")
+    assert "Westward" in to_wes.part("text/plain")  # the stored review's findings, as Vera got them
+    assert finding_ids(db, weekly) == findings_before
+    done = runner.invoke(args=["digest"])  # the latest review
+    assert done.exit_code == 0, done.output
+    assert "No digest sent: the digest of the review as of 2026-10-31 already went out" in done.output
+    assert len(smtp_server.messages) == 3
+
+
+def test_the_digest_command_needs_a_stored_review(db, org, smtp_server, app):
+    runner = app.test_cli_runner()
+
+    none_yet = runner.invoke(args=["digest"])
+    review(db, as_of=date(2026, 10, 24))
+    other_day = runner.invoke(args=["digest", "--as-of", "2026-10-31"])
+    nothing = runner.invoke(args=["digest", "--as-of", "2026-10-24"])
+
+    assert none_yet.exit_code == 1
+    assert "no review has run yet: `flask --app app review` runs one" in none_yet.output
+    assert other_day.exit_code == 1
+    assert (
+        "no review as of 2026-10-31: `flask --app app review --as-of 2026-10-31` runs one" in other_day.output
+    )
+    assert nothing.exit_code == 0, nothing.output
+    assert "No digest sent for the review as of 2026-10-24: nothing to report." in nothing.output
+    assert smtp_server.messages == []
+
+
+def finding_ids(db, weekly):
+    return db.scalars(select(Finding.id).where(Finding.review_id == weekly.id).order_by(Finding.id)).all()
+
+
 def test_a_digest_counts_a_thousand_or_more_with_separators(db, org, app):
     weekly = review(db)
     findings = [Finding(status="new") for _ in range(1500)] + [
@@ -259,7 +317,8 @@ def test_a_send_the_smtp_server_cuts_off_sends_the_rest_when_run_again(db, org, 
 
     with pytest.raises(
         DigestNotSent,
-        match=r"\(451, b'4.7.1 Too many messages.*\(1 of 3 sent; sending again sends the rest\)",
+        match=r"\(451, b'4.7.1 Too many messages.*\(1 of 3 sent; `flask --app app digest --as-of 2026-10-31` "
+        r"sends the rest\)",
     ):
         send_digests(db, weekly, app.config)
 

@@ -211,7 +211,7 @@ def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next
     assert run.outcome == "failed"
     assert run.finished_at is not None
     assert "Interrupted: the scheduler old-host:4242 stopped before this run finished" in run.error
-    assert "--send-digest" not in run.error
+    assert "digest" not in run.error
 
 
 def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(app, tmp_path, no_bound_app):
@@ -237,10 +237,7 @@ def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(app, t
     assert (
         run.error.strip()
         .splitlines()[-1]
-        .endswith(
-            "To email the people it had not reached yet: "
-            "flask --app app review --as-of 2026-11-02 --send-digest"
-        )
+        .endswith("To email the people it had not reached yet: flask --app app digest --as-of 2026-11-02")
     )
 
 
