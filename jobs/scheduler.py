@@ -21,6 +21,7 @@ from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -141,9 +142,30 @@ class AppEngineJobStore(SQLAlchemyJobStore):
         """Leave the app's engine to the app."""
 
 
+class LeaderScheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, except that once told to shut down it takes no due job.
+
+    `shutdown(wait=True)` marks the scheduler stopped, then waits for the running jobs. Meanwhile its
+    thread still woke for a job coming due, failed to hand it to the executor (already shut down) and
+    moved the job's next run time on in the shared job store: the next leader never ran that period (a
+    sync crossing Monday 07:00 while a deploy restarts the scheduler lost the week's review). Left due, the
+    period runs on the next leader, within the misfire grace time.
+    """
+
+    def _process_jobs(self) -> float | None:
+        # Under the job stores' lock, which shutdown() holds from just after marking the scheduler stopped
+        # until the executors have finished: either the jobs are taken while the executor still accepts
+        # them (and shutdown waits for them), or the scheduler is seen stopped and nothing is taken.
+        with self._jobstores_lock:
+            if self.state == STATE_STOPPED:
+                return None
+            next_wakeup: float | None = super()._process_jobs()
+            return next_wakeup
+
+
 def build_scheduler(app: Flask) -> BackgroundScheduler:
     """Build (not start) the scheduler: job store in the app database, one instance per job."""
-    return BackgroundScheduler(
+    return LeaderScheduler(
         jobstores={"default": AppEngineJobStore(engine=db.engine, tablename=SCHEDULER_JOBS_TABLE)},
         executors={"default": ScheduledTimeExecutor(max_workers=4)},
         job_defaults=dict(JOB_DEFAULTS),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,10 @@ from jobs.models import JobRun
 from jobs.tasks import job_app_context, run_recorded, scheduled_time
 
 FLAKY_JOB = "flaky"
+HELD_JOB = "held"
+TICK_JOB = "tick"
+# Set by a test to let the held job finish.
+release_held = threading.Event()
 
 
 def flaky_job() -> None:
@@ -28,3 +34,17 @@ def flaky_job() -> None:
 
     with job_app_context():
         run_recorded(db.session, FLAKY_JOB, scheduled_for, work)
+
+
+def held_job() -> None:
+    """Run until the test sets `release_held` (at most a minute)."""
+    scheduled_for = scheduled_time()
+    with job_app_context():
+        run_recorded(db.session, HELD_JOB, scheduled_for, lambda _: str(release_held.wait(60)))
+
+
+def tick_job() -> None:
+    """Record a run and do nothing else."""
+    scheduled_for = scheduled_time()
+    with job_app_context():
+        run_recorded(db.session, TICK_JOB, scheduled_for, lambda _: "tick")

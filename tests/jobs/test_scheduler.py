@@ -38,6 +38,7 @@ from jobs.scheduler import (
 )
 from planning.models import SyncRun
 from tests.conftest import skip_or_fail
+from tests.jobs import sample_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0
@@ -191,6 +192,41 @@ def test_a_failing_job_is_recorded_and_the_next_period_still_runs(app, tmp_path,
     assert "RuntimeError: the first period fails on purpose" in first.error
     assert second.scheduled_for > first.scheduled_for
     assert (second.outcome, second.message) == ("succeeded", "ran after a failure")
+
+
+def test_a_period_coming_due_while_the_leader_stops_is_run_by_the_next_leader(app, tmp_path, no_bound_app):
+    # The leader, told to stop, waits for its running job; a period of another job coming due meanwhile
+    # was consumed by it (its next run moved on, its executor already shut down) and never ran anywhere.
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    tick_due = start + timedelta(seconds=3)
+    jobs = [
+        JobSpec("held", "tests.jobs.sample_jobs:held_job", IntervalTrigger(hours=1, start_date=start)),
+        JobSpec("tick", "tests.jobs.sample_jobs:tick_job", IntervalTrigger(hours=1, start_date=tick_due)),
+    ]
+    sample_jobs.release_held.clear()
+    stop = threading.Event()
+    lock = FileLock(tmp_path / "scheduler.lock")
+    leader = threading.Thread(
+        target=run_scheduler,
+        kwargs={"app": app, "jobs": jobs, "stop": stop, "lock": lock, "heartbeat_seconds": 0.1},
+    )
+    leader.start()
+    try:
+        wait_for(lambda: job_runs("held"), "the held job to start")
+        assert datetime.now(UTC) < tick_due, "the machine was too slow to stop the leader before the tick"
+        stop.set()
+        wait_for(lambda: datetime.now(UTC) > tick_due, "the tick's period to come due")
+    finally:
+        sample_jobs.release_held.set()
+        leader.join(TIMEOUT)
+    assert not leader.is_alive()
+    assert job_runs("tick") == []
+
+    with scheduler_thread(app, tmp_path, jobs):
+        [tick] = wait_for(lambda: finished_runs("tick", 1), "the next leader to run the tick")
+
+    assert tick.scheduled_for == tick_due
+    assert tick.outcome == "succeeded"
 
 
 def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next(app, tmp_path, no_bound_app):
