@@ -12,8 +12,8 @@ from sqlalchemy.orm import aliased, joinedload
 from extensions import DbSession
 from planning.access import visible_owner_ids
 from planning.accounts import is_valid_id
-from planning.models import Finding, Review, User
-from planning.review import NEW, PERSISTING, RULES, STATUSES
+from planning.models import Finding, Review, Role, User
+from planning.review import NEW, PERSISTING, STATUSES
 
 STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
 
@@ -55,6 +55,30 @@ class Team:
             # As in the grouping, an account without an owner belongs to the no-manager team.
             return or_(members, Finding.owner_id.is_(None))
         return members
+
+
+UNKNOWN_TEAM = "unknown"
+OUTSIDE_TEAM = "outside"
+
+
+def team_problem(session: DbSession, user: User, owners: set[int] | None, team: Team) -> str | None:
+    """Say why `user`, who sees the accounts of `owners` (None: all), may not look at `team`; None if
+    they may.
+
+    UNKNOWN_TEAM: no user has that id, or it is a rep whom nobody reports to (a team is someone's
+    direct reports). OUTSIDE_TEAM: a team they neither see (their own, or one below them) nor belong to
+    (their own manager's, within which they see what is theirs).
+    """
+    if team.manager_id is not None:
+        head = session.get(User, team.manager_id)
+        if head is None or (
+            head.role == Role.REP
+            and session.scalar(select(User.id).where(User.manager_id == head.id).limit(1)) is None
+        ):
+            return UNKNOWN_TEAM
+    if owners is None or team.manager_id == user.manager_id or team.manager_id in owners:
+        return None
+    return OUTSIDE_TEAM
 
 
 @dataclass
@@ -137,15 +161,6 @@ def findings_for_owners(
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.scalars(statement))
-
-
-def visible_findings(
-    session: DbSession, user: User, review: Review, *, rule: str | None = None, team: Team | None = None
-) -> list[Finding]:
-    """Return the findings `user` may see: a rep their own, a manager their team's, the VP all."""
-    if rule is not None and rule not in RULES:
-        return []
-    return findings_for_owners(session, review, visible_owner_ids(session, user), rule=rule, team=team)
 
 
 def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:

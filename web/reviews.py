@@ -15,13 +15,15 @@ from planning.access import sees_everything, visible_owner_ids
 from planning.accounts import is_valid_id
 from planning.describe import REASON_TITLES, RULE_TITLES, describe_finding
 from planning.findings import (
+    OUTSIDE_TEAM,
+    UNKNOWN_TEAM,
     Team,
-    TeamSummary,
     findings_for_owners,
     get_review,
     group_by_manager_and_rep,
     latest_review,
     open_counts,
+    team_problem,
     team_summaries,
 )
 from planning.models import Finding, Review, Role, User
@@ -106,21 +108,12 @@ def _today() -> date | None:
         return None  # running a review says what is wrong with the setting
 
 
-def _team_name(
-    user: User, owners: set[int] | None, team: Team | None, teams: list[TeamSummary]
-) -> str | None:
-    """Name the chosen team's manager, also when the rule or the review leaves the team no finding, but
-    only to someone who sees that team (or is in it); None when it is not a team they may see named.
-    """
+def _team_name(team: Team | None) -> str | None:
+    """Name the chosen team's head (checked to be one the user may look at); None for no team or "none"."""
     if team is None or team.manager_id is None:
         return None
-    named = next((summary.name for summary in teams if summary.team == team), None)
-    if named is not None:
-        return named
-    if owners is not None and team.manager_id not in owners and team.manager_id != user.manager_id:
-        return None
-    manager = db.session.get(User, team.manager_id)
-    return manager.name if manager is not None and manager.role == Role.MANAGER else None
+    head = db.session.get(User, team.manager_id)
+    return head.name if head is not None else None
 
 
 def _render(shown: Review | None) -> ResponseReturnValue:
@@ -136,8 +129,14 @@ def _render(shown: Review | None) -> ResponseReturnValue:
     team = Team.from_key(team_key) if team_key else None
     if team_key and team is None:
         abort(404)
-    # Whose accounts the user sees, resolved once for the counts, the findings and the team's name.
+    # Whose accounts the user sees, resolved once for the team, the counts and the findings.
     owners = visible_owner_ids(db.session, user)
+    if team is not None:
+        problem = team_problem(db.session, user, owners, team)
+        if problem == UNKNOWN_TEAM:
+            abort(404)
+        if problem == OUTSIDE_TEAM:
+            abort(403)
     teams = team_summaries(db.session, shown, owners, rule=rule or None) if shown is not None else []
     counts = dict.fromkeys(STATUSES, 0)
     for summary in teams if team is None else [s for s in teams if s.team == team]:
@@ -162,7 +161,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         total=total,
         teams=teams if choose_team else [],
         team=team,
-        team_name=_team_name(user, owners, team, teams),
+        team_name=_team_name(team),
         rule=rule,
         rule_titles=RULE_TITLES,
         reason_titles=REASON_TITLES,

@@ -123,7 +123,14 @@ def test_findings_can_be_narrowed_to_one_team_within_what_the_caller_sees(db, cl
     assert team(org.vp, org.west.id) == (200, ["Bluebird Freight"])
     assert team(org.vp, "none") == (200, [])
     assert team(org.ann, org.east.id) == (200, ["Anvil Works"])  # never wider than the caller's scope
-    assert team(org.ann, org.west.id) == (200, [])
+    assert team(org.ann, org.west.id) == (403, None)  # outside her scope: not an empty "all clear"
+    assert team(org.ann, "none") == (403, None)
+    assert team(org.vp, org.ann.id) == (404, None)  # a rep nobody reports to heads no team
+    assert team(org.vp, 99999) == (404, None)
+    unknown = client.get("/api/reviews/latest?team=99999", headers=bearer(org.vp)).get_json()["error"]
+    assert unknown["message"] == "No team 99999: it is not the id of anyone with direct reports."
+    outside = client.get(f"/api/reviews/latest?team={org.west.id}", headers=bearer(org.ann)).get_json()
+    assert outside["error"]["message"] == f"Team {org.west.id} is outside what you may see."
     for bad in ("abc", "0", "²", "-1"):
         response = client.get(f"/api/reviews/latest?team={bad}", headers=bearer(org.vp))
         assert response.status_code == 422

@@ -18,8 +18,17 @@ from flask_login import current_user
 from marshmallow import EXCLUDE, ValidationError
 
 from extensions import db
+from planning.access import visible_owner_ids
 from planning.accounts import is_valid_id
-from planning.findings import Team, get_review, latest_review, visible_findings
+from planning.findings import (
+    OUTSIDE_TEAM,
+    UNKNOWN_TEAM,
+    Team,
+    findings_for_owners,
+    get_review,
+    latest_review,
+    team_problem,
+)
 from planning.models import Review, Role, User
 from planning.review import (
     EARLIEST_AS_OF,
@@ -35,6 +44,10 @@ from planning.review import (
 from web.api import abort_api, bp
 
 RESPONSES = {401: "Not signed in", 404: "No such review"}
+TEAM_RESPONSES = {
+    403: "The team asked for is outside what you may see",
+    404: "No such review, or no such team",
+}
 
 
 class ReviewAccountOut(Schema):
@@ -123,8 +136,16 @@ def _caller() -> User:
 
 def _shown(review: Review, query: dict[str, Any] | None = None) -> dict[str, Any]:
     query = query or {}
+    user = _caller()
+    owners = visible_owner_ids(db.session, user)
     team = Team.from_key(query["team"]) if "team" in query else None
-    findings = visible_findings(db.session, _caller(), review, rule=query.get("rule"), team=team)
+    if team is not None:
+        problem = team_problem(db.session, user, owners, team)
+        if problem == UNKNOWN_TEAM:
+            abort_api(404, f"No team {team.key}: it is not the id of anyone with direct reports.")
+        if problem == OUTSIDE_TEAM:
+            abort_api(403, f"Team {team.key} is outside what you may see.")
+    findings = findings_for_owners(db.session, review, owners, rule=query.get("rule"), team=team)
     return review_to_dict(review, findings)
 
 
@@ -160,7 +181,11 @@ def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/reviews/latest")
 @bp.input(RuleQuery, location="query", arg_name="query")
 @bp.output(ReviewOut)
-@bp.doc(summary="The latest review", tags=["Reviews"], responses={**RESPONSES, 404: "No review has run yet"})
+@bp.doc(
+    summary="The latest review",
+    tags=["Reviews"],
+    responses={**RESPONSES, **TEAM_RESPONSES, 404: "No review has run yet, or no such team"},
+)
 def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
     """Return the review with the latest as-of date, with the findings you may see."""
     review = latest_review(db.session)
@@ -172,7 +197,7 @@ def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/reviews/<int:review_id>")
 @bp.input(RuleQuery, location="query", arg_name="query")
 @bp.output(ReviewOut)
-@bp.doc(summary="One review", tags=["Reviews"], responses=RESPONSES)
+@bp.doc(summary="One review", tags=["Reviews"], responses={**RESPONSES, **TEAM_RESPONSES})
 def get_one_review(review_id: int, query: dict[str, Any]) -> dict[str, Any]:
     """Return one review with the findings you may see."""
     review = get_review(db.session, review_id) if is_valid_id(review_id) else None
