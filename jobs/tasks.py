@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -153,16 +153,31 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
             "(killed, crashed or cut off from the database); this period does not run again."
         )
         if run.job == DIGEST_JOB:
-            # The people it had not reached yet would otherwise wait for the next review (a week).
-            run.error += (
-                " To email the people it had not reached yet: "
-                f"flask --app app digest --as-of {_review_day(run.scheduled_for)}"
-            )
+            run.error += _digest_recovery(session, _review_day(run.scheduled_for))
         log.warning(
             "%s for %s was interrupted on %s; recorded as failed", run.job, run.scheduled_for, run.runner
         )
     session.commit()
     return runs
+
+
+def _digest_recovery(session: DbSession, day: str) -> str:
+    """Say how to finish an interrupted digest of the review as of `day`: the people it had not reached
+    would otherwise wait for the next review (a week), and the one whose email it was handing over when
+    it stopped may never get it."""
+    from planning.digest import unconfirmed_deliveries
+    from planning.models import Review
+
+    hint = f" To email the people it had not reached yet: flask --app app digest --as-of {day}"
+    review = session.scalar(select(Review).where(Review.as_of == date.fromisoformat(day)))
+    # Its sender is gone: every claim it left unconfirmed is unsure, however recent.
+    unsure = [] if review is None else unconfirmed_deliveries(session, review, settled=timedelta(0))
+    if unsure:
+        hint += (
+            f". It stopped while handing the email to {', '.join(row.email for row in unsure)} to the SMTP "
+            "server; that email may not have gone out: add --resend-unconfirmed to send it again"
+        )
+    return hint
 
 
 def _review_day(scheduled_for: datetime) -> str:

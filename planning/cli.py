@@ -121,9 +121,14 @@ def review_command(as_of: date | None, limit: int, print_all: bool, send_digest:
 @click.option(
     "--as-of", "as_of", type=IsoDate(), default=None, help="The review as of this day (default: the latest)."
 )
+@click.option(
+    "--resend-unconfirmed",
+    is_flag=True,
+    help="Also email again those whose email the SMTP server never confirmed taking (a stopped sender).",
+)
 @with_appcontext
 @needs_current_schema
-def digest_command(as_of: date | None) -> None:
+def digest_command(as_of: date | None, resend_unconfirmed: bool) -> None:
     """Email the digest of a stored review to the people it has not reached yet; the review is not run
     again."""
     if as_of is None:
@@ -137,32 +142,57 @@ def digest_command(as_of: date | None) -> None:
                 f"no review as of {as_of.isoformat()}: `flask --app app review --as-of {as_of.isoformat()}` "
                 "runs one"
             )
-    _send_digest(review)
+    _send_digest(review, resend_unconfirmed=resend_unconfirmed)
 
 
-def _send_digest(review: Review) -> None:
+def _send_digest(review: Review, *, resend_unconfirmed: bool = False) -> None:
     """Email the digest of `review` to whoever it has not reached, and say what happened."""
-    from planning.digest import DigestNotSent, send_digests
+    from planning.digest import (
+        UNCONFIRMED_AFTER,
+        DigestNotSent,
+        send_digests,
+        unconfirmed_deliveries,
+    )
+    from planning.digest import (
+        resend_unconfirmed as send_again,
+    )
 
+    config = current_app.config
     day = review.as_of.isoformat()
-    if review.digest_sent_at is not None:
-        click.echo(
-            f"No digest sent: the digest of the review as of {day} already went out "
-            f"({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)."
-        )
-        return
     try:
-        sent = send_digests(db.session, review, current_app.config)
+        if review.digest_sent_at is not None:
+            click.echo(
+                f"No digest sent: the digest of the review as of {day} already went out "
+                f"({review.digest_sent_at:%Y-%m-%d %H:%M} UTC)."
+            )
+        else:
+            sent = send_digests(db.session, review, config)
+            if sent:
+                click.echo(
+                    f"Digest of the review as of {day} sent to {len(sent)}: "
+                    + ", ".join(digest.recipient.email for digest in sent)
+                )
+            else:
+                click.echo(f"No digest sent for the review as of {day}: nothing to report.")
+        if resend_unconfirmed:
+            again = send_again(db.session, review, config)
+            click.echo(
+                f"Sent again to {len(again)}: " + ", ".join(digest.recipient.email for digest in again)
+                if again
+                else "No unconfirmed email to send again."
+            )
     except DigestNotSent as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()
-    if sent:
+    unsure = unconfirmed_deliveries(db.session, review)
+    if unsure:
+        minutes = int(UNCONFIRMED_AFTER.total_seconds() // 60)
         click.echo(
-            f"Digest of the review as of {day} sent to {len(sent)}: "
-            + ", ".join(digest.recipient.email for digest in sent)
+            f"Not confirmed: the email to {', '.join(row.email for row in unsure)} was being handed to the "
+            "SMTP server when its sender stopped, and may not have gone out. "
+            f"`flask --app app digest --as-of {day} --resend-unconfirmed` sends it again (an email claimed "
+            f"less than {minutes} minutes ago may still be on its way and is left alone)."
         )
-    else:
-        click.echo(f"No digest sent for the review as of {day}: nothing to report.")
 
 
 def init_app(app: Flask) -> None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from functools import partial
 from typing import Any
 
 from flask import render_template
@@ -162,6 +164,8 @@ def compose(digest: Digest, review: Review, config: Mapping[str, Any]) -> EmailM
 
 
 SmtpFactory = Callable[[Mapping[str, Any]], smtplib.SMTP]
+# A claim this old and still unconfirmed is no longer on its way: each SMTP exchange times out in 30 s.
+UNCONFIRMED_AFTER = timedelta(minutes=2)
 
 
 class DigestNotSent(RuntimeError):
@@ -197,12 +201,13 @@ def send_digests(
     the review for the same day) or by two senders at once: each recipient's email is claimed in
     `digest_deliveries`, and committed, just before it is handed to the SMTP server, and whoever finds
     a claim skips that recipient. When the server fails, the claim of the email it refused is dropped and
-    DigestNotSent says how many went out; sending again reaches the others. Once everyone has theirs,
+    DigestNotSent says how many went out; sending again reaches the others. Once the server has taken an
+    email its claim is marked accepted (see `unconfirmed_deliveries`). Once everyone has theirs,
     `review.digest_sent_at` is set. Commits as it goes.
     """
     if review.digest_sent_at is not None:
         return []
-    review_id, day = review.id, review.as_of.isoformat()
+    review_id = review.id
     delivered = set(
         session.scalars(select(DigestDelivery.user_id).where(DigestDelivery.review_id == review_id))
     )
@@ -210,34 +215,126 @@ def send_digests(
     if not everyone:
         return []  # nothing to report: a later run of the review for this day may still have something
     digests = [digest for digest in everyone if digest.recipient.id not in delivered]
-    # Composed before the first claim: a claim lost to another sender rolls the session back.
-    outbox = [(digest, digest.recipient.id, compose(digest, review, config)) for digest in digests]
-    sent: list[Digest] = []
-    if outbox:
-        try:
-            with smtp_factory(config) as connection:
-                for digest, user_id, message in outbox:
-                    if not _claim(session, review_id, user_id):
-                        continue  # another sender has it
-                    try:
-                        connection.send_message(message)
-                    except BaseException:
-                        _release(session, review_id, user_id)
-                        raise
-                    sent.append(digest)
-        except (OSError, smtplib.SMTPException) as error:
-            # Name the server: "Connection refused" alone does not say which setting to fix.
-            server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
-            raise DigestNotSent(
-                f"could not send the digest through {server}: {error} ({len(sent)} of {len(outbox)} "
-                f"sent; `flask --app app digest --as-of {day}` sends the rest)"
-            ) from error
+    sent = _deliver(
+        session, review, config, digests, partial(_claim, session), partial(_release, session), smtp_factory
+    )
     session.execute(
         update(Review)
         .where(Review.id == review_id, Review.digest_sent_at.is_(None))
         .values(digest_sent_at=utcnow())
     )
     session.commit()
+    return sent
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A recipient claimed for a review's digest whose email the SMTP server never confirmed taking."""
+
+    user_id: int
+    email: str
+    claimed_at: datetime
+
+
+def unconfirmed_deliveries(
+    session: DbSession, review: Review, *, settled: timedelta = UNCONFIRMED_AFTER
+) -> list[Unconfirmed]:
+    """Return the recipients of `review`'s digest claimed at least `settled` ago and never confirmed: their
+    sender stopped (killed, crashed) while handing the email over, and whether it went out is unknown.
+
+    A younger claim may still be on its way to the SMTP server, so it is left out.
+    """
+    rows = session.execute(
+        select(DigestDelivery.user_id, User.email, DigestDelivery.sent_at)
+        .join(User, User.id == DigestDelivery.user_id)
+        .where(
+            DigestDelivery.review_id == review.id,
+            DigestDelivery.accepted_at.is_(None),
+            DigestDelivery.sent_at <= utcnow() - settled,
+        )
+        .order_by(User.email)
+    )
+    return [Unconfirmed(user_id, email, claimed_at) for user_id, email, claimed_at in rows]
+
+
+def resend_unconfirmed(
+    session: DbSession,
+    review: Review,
+    config: Mapping[str, Any],
+    *,
+    smtp_factory: SmtpFactory = connect_smtp,
+    settled: timedelta = UNCONFIRMED_AFTER,
+) -> list[Digest]:
+    """Email again the recipients `unconfirmed_deliveries` names; return the digests sent.
+
+    They may get the email twice: the person asking chose that over not at all. Each claim is taken over
+    by one conditional update, so two of these at once still send each email once.
+    """
+    claimed = {
+        row.user_id: row.claimed_at for row in unconfirmed_deliveries(session, review, settled=settled)
+    }
+    if not claimed:
+        return []
+    digests = [digest for digest in build_digests(session, review) if digest.recipient.id in claimed]
+
+    def reclaim(review_id: int, user_id: int) -> bool:
+        taken = session.execute(
+            update(DigestDelivery)
+            .where(
+                DigestDelivery.review_id == review_id,
+                DigestDelivery.user_id == user_id,
+                DigestDelivery.accepted_at.is_(None),
+                DigestDelivery.sent_at == claimed[user_id],
+            )
+            .values(sent_at=utcnow())
+        )
+        session.commit()
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    # An email the server refuses keeps its unconfirmed claim, to be sent again later: dropping it would
+    # leave the recipient to the plain send, which stops at a digest marked sent.
+    return _deliver(
+        session, review, config, digests, reclaim, lambda _review_id, _user_id: None, smtp_factory
+    )
+
+
+def _deliver(
+    session: DbSession,
+    review: Review,
+    config: Mapping[str, Any],
+    digests: list[Digest],
+    claim: Callable[[int, int], bool],
+    refused: Callable[[int, int], None],
+    smtp_factory: SmtpFactory,
+) -> list[Digest]:
+    """Send `digests` over one SMTP connection, each once `claim(review_id, user_id)` says it is ours;
+    mark each accepted once the server takes it, and call `refused(review_id, user_id)` for one it
+    does not."""
+    review_id, day = review.id, review.as_of.isoformat()
+    # Composed before the first claim: a claim lost to another sender rolls the session back.
+    outbox = [(digest, digest.recipient.id, compose(digest, review, config)) for digest in digests]
+    sent: list[Digest] = []
+    if not outbox:
+        return sent
+    try:
+        with smtp_factory(config) as connection:
+            for digest, user_id, message in outbox:
+                if not claim(review_id, user_id):
+                    continue  # another sender has it
+                try:
+                    connection.send_message(message)
+                except BaseException:
+                    refused(review_id, user_id)
+                    raise
+                _accepted(session, review_id, user_id)
+                sent.append(digest)
+    except (OSError, smtplib.SMTPException) as error:
+        # Name the server: "Connection refused" alone does not say which setting to fix.
+        server = f"{config.get('SMTP_HOST')}:{config.get('SMTP_PORT')}"
+        raise DigestNotSent(
+            f"could not send the digest through {server}: {error} ({len(sent)} of {len(outbox)} "
+            f"sent; `flask --app app digest --as-of {day}` sends the rest)"
+        ) from error
     return sent
 
 
@@ -256,5 +353,15 @@ def _release(session: DbSession, review_id: int, user_id: int) -> None:
     """Drop the claim of an email the SMTP server did not take."""
     session.execute(
         delete(DigestDelivery).where(DigestDelivery.review_id == review_id, DigestDelivery.user_id == user_id)
+    )
+    session.commit()
+
+
+def _accepted(session: DbSession, review_id: int, user_id: int) -> None:
+    """Record that the SMTP server took the email of this claim."""
+    session.execute(
+        update(DigestDelivery)
+        .where(DigestDelivery.review_id == review_id, DigestDelivery.user_id == user_id)
+        .values(accepted_at=utcnow())
     )
     session.commit()

@@ -438,7 +438,9 @@ class DigestDelivery(db.Model):  # type: ignore[name-defined,misc]
     """One recipient's digest of one review, recorded (claimed) just before it is handed to the SMTP server.
 
     Unique per review and recipient, so two senders never both email someone, and a send cut off by the
-    SMTP server can be run again for the recipients it did not reach.
+    SMTP server can be run again for the recipients it did not reach. `accepted_at` is set once the
+    server has taken the email: a claim without it belongs to a sender that stopped in between (killed,
+    crashed), and whether that email went out is unknown.
     """
 
     __tablename__ = "digest_deliveries"
@@ -448,6 +450,7 @@ class DigestDelivery(db.Model):  # type: ignore[name-defined,misc]
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Finding(db.Model):  # type: ignore[name-defined,misc]

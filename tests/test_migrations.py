@@ -93,6 +93,29 @@ def test_0012_gives_past_stale_findings_the_review_date_that_still_fits_their_re
     ]
 
 
+def test_0013_takes_the_digest_deliveries_made_before_it_as_accepted(app, db):
+    db.commit()
+    downgrade(revision="0012")
+    try:
+        review = Review(as_of=date(2026, 10, 31), window_days=30, min_activities=5, stale_days=60)
+        db.add(review)
+        db.flush()
+        user = make_user(db)
+        db.execute(
+            text("INSERT INTO digest_deliveries (review_id, user_id, sent_at) VALUES (:review, :user, :at)"),
+            {"review": review.id, "user": user.id, "at": "2026-11-02 07:00:05.000000+00:00"},
+        )
+        db.commit()
+        upgrade(revision="0013")
+        delivered = db.execute(text("SELECT sent_at, accepted_at FROM digest_deliveries")).one()
+        db.commit()
+    finally:
+        upgrade()
+
+    # A refused email's claim was always dropped: what is left went out.
+    assert delivered.accepted_at == delivered.sent_at
+
+
 def _schema() -> dict[str, Any]:
     """Return what the database's tables look like: columns, keys, indexes and constraints."""
     with _db.engine.connect() as connection:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from extensions import db as extension
 from planning.digest import (
@@ -15,8 +15,10 @@ from planning.digest import (
     build_digests,
     connect_smtp,
     render_digest,
+    resend_unconfirmed,
     send_digests,
     subject_for,
+    unconfirmed_deliveries,
 )
 from planning.models import Activity, DigestDelivery, Finding, Review, User
 from planning.review import run_review
@@ -290,6 +292,77 @@ def test_the_digest_command_needs_a_stored_review(db, org, smtp_server, app):
 
 def finding_ids(db, weekly):
     return db.scalars(select(Finding.id).where(Finding.review_id == weekly.id).order_by(Finding.id)).all()
+
+
+def test_each_email_the_smtp_server_takes_is_marked_accepted(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    weekly = review(db)
+
+    send_digests(db, weekly, app.config)
+
+    rows = db.execute(select(DigestDelivery.sent_at, DigestDelivery.accepted_at)).all()
+    assert len(rows) == 3
+    assert all(accepted is not None and accepted >= claimed for claimed, accepted in rows)
+    assert unconfirmed_deliveries(db, weekly, settled=timedelta(0)) == []
+
+
+def test_an_email_a_stopped_sender_was_handing_over_is_named_and_can_be_sent_again(db, org, smtp_server, app):
+    # A sender killed between claiming Walt's email and the SMTP server's answer leaves his claim
+    # unconfirmed; another sender, or a later run, then reached everyone else and marked the digest sent.
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    weekly = review(db)
+    now = datetime.now(UTC)
+    db.add(DigestDelivery(review_id=weekly.id, user_id=org["west"].id, sent_at=now - timedelta(minutes=5)))
+    db.add(DigestDelivery(review_id=weekly.id, user_id=org["wes"].id, sent_at=now - timedelta(seconds=20)))
+    db.commit()
+    send_digests(db, weekly, app.config)
+    assert [m.recipients for m in smtp_server.messages] == [["vera@example.com"]]
+    runner = app.test_cli_runner()
+
+    told = runner.invoke(args=["digest"])
+
+    assert told.exit_code == 0, told.output
+    assert "already went out" in told.output
+    # Wes's claim is 20 seconds old: its sender may still be talking to the server.
+    assert (
+        "Not confirmed: the email to walt@example.com was being handed to the SMTP server when its "
+        "sender stopped, and may not have gone out. "
+        "`flask --app app digest --as-of 2026-10-31 --resend-unconfirmed` sends it again"
+    ) in " ".join(told.output.split())
+
+    again = runner.invoke(args=["digest", "--as-of", "2026-10-31", "--resend-unconfirmed"])
+
+    assert again.exit_code == 0, again.output
+    assert "Sent again to 1: walt@example.com" in again.output
+    assert "Not confirmed" not in again.output
+    assert [r for m in smtp_server.messages for r in m.recipients] == ["vera@example.com", "walt@example.com"]
+    assert "Westward" in smtp_server.to("walt@example.com")[0].part("text/plain")
+    assert (
+        "No unconfirmed email to send again." in runner.invoke(args=["digest", "--resend-unconfirmed"]).output
+    )
+    assert len(smtp_server.messages) == 2
+
+
+def test_two_senders_sending_an_unconfirmed_email_again_send_it_once(db, org, smtp_server, app):
+    busy(db, make_account(db, name="Westward", owner=org["wes"]))
+    weekly = review(db)
+    claimed = datetime.now(UTC) - timedelta(minutes=5)
+    db.add(DigestDelivery(review_id=weekly.id, user_id=org["west"].id, sent_at=claimed))
+    db.commit()
+
+    def another_sender_takes_walt_over_first(config):
+        with extension.engine.begin() as connection:
+            connection.execute(
+                update(DigestDelivery)
+                .where(DigestDelivery.user_id == org["west"].id)
+                .values(sent_at=utc(2030, 1, 1))
+            )
+        return connect_smtp(config)
+
+    sent = resend_unconfirmed(db, weekly, app.config, smtp_factory=another_sender_takes_walt_over_first)
+
+    assert sent == []
+    assert smtp_server.messages == []
 
 
 def test_a_digest_counts_a_thousand_or_more_with_separators(db, org, app):

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from jobs.scheduler import (
     scheduler_lock,
     sync_job_store,
 )
-from planning.models import SyncRun
+from planning.models import DigestDelivery, Review, SyncRun, utcnow
 from tests.conftest import skip_or_fail
+from tests.factories import make_user
 from tests.jobs import sample_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,12 +251,17 @@ def test_a_run_left_running_by_a_killed_leader_is_recorded_as_failed_by_the_next
     assert "digest" not in run.error
 
 
-def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(app, tmp_path, no_bound_app):
+@pytest.mark.parametrize("handing_over", [False, True], ids=["between emails", "handing one over"])
+def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(
+    app, tmp_path, no_bound_app, handing_over
+):
     # Killed halfway through Monday's digest: those not yet emailed would hear nothing until next week's
-    # review, and the run only said "this period does not run again".
+    # review, and the run only said "this period does not run again". Killed while handing an email to
+    # the SMTP server, it leaves that email's claim unconfirmed: it may never have gone out.
     app.config["REVIEW_TIMEZONE"] = "America/Los_Angeles"
     monday_7am_la = datetime(2026, 11, 2, 15, tzinfo=UTC)  # 2 November, 07:00 in Los Angeles
-    extension.session.add(
+    session = extension.session
+    session.add(
         JobRun(
             job="digest",
             scheduled_for=monday_7am_la + timedelta(hours=12),  # 19:00 there, still 2 November
@@ -264,17 +270,26 @@ def test_a_digest_cut_off_by_a_killed_leader_says_how_to_reach_the_others(app, t
             runner="old-host:4242",
         )
     )
-    extension.session.commit()
+    review = Review(as_of=date(2026, 11, 2), window_days=30, min_activities=5, stale_days=60)
+    session.add(review)
+    session.flush()
+    walt = make_user(session, email="walt@example.com", role="manager")
+    session.add(
+        DigestDelivery(review_id=review.id, user_id=walt.id, accepted_at=None if handing_over else utcnow())
+    )
+    session.commit()
     with scheduler_thread(app, tmp_path, []) as (_, states):
         wait_for(lambda: "leader" in states, "the scheduler to lead")
 
     [run] = job_runs("digest")
     assert run.outcome == "failed"
-    assert (
-        run.error.strip()
-        .splitlines()[-1]
-        .endswith("To email the people it had not reached yet: flask --app app digest --as-of 2026-11-02")
-    )
+    hint = "To email the people it had not reached yet: flask --app app digest --as-of 2026-11-02"
+    if handing_over:
+        hint += (
+            ". It stopped while handing the email to walt@example.com to the SMTP server; that email may not "
+            "have gone out: add --resend-unconfirmed to send it again"
+        )
+    assert run.error.strip().splitlines()[-1].endswith(hint)
 
 
 def test_a_sync_run_left_running_by_a_killed_leader_is_recorded_as_interrupted_by_the_next(
