@@ -13,7 +13,7 @@ import gc
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +60,7 @@ from planning.models import (
     User,
     UserIdentity,
 )
-from planning.strategies import strategy_snapshot
+from planning.strategies import activation_errors, current_values, strategy_snapshot
 
 Progress = Callable[[str, int], None]
 
@@ -900,6 +900,8 @@ class _Engine:
             incoming = _imported(record)
             strategy = existing.get(record.external_id)
             if strategy is None:
+                if self._lacks_substance(stream, record, _strategy_values(record)):
+                    continue
                 strategy = self._create_strategy(record, account_id, author_id)
                 _, remembered = self._apply_links(stream, record, strategy, links, before=[])
                 strategy.last_import = {**incoming, "activity_ids": remembered}
@@ -909,7 +911,9 @@ class _Engine:
                 self.tally.unchanged += 1
                 continue
             before = strategy.last_import or _assumed_last_import(strategy, incoming)
-            changed = self._update_strategy(record, strategy, account_id, author_id, incoming, before)
+            changed = self._update_strategy(record, strategy, account_id, author_id, incoming, before, stream)
+            if changed is None:
+                continue
             relinked, remembered = self._apply_links(
                 stream, record, strategy, links, before=before["activity_ids"]
             )
@@ -947,8 +951,10 @@ class _Engine:
         author_id: int | None,
         incoming: dict[str, Any],
         before: dict[str, Any],
-    ) -> bool:
-        """Apply the fields whose value in the import changed since `before`; return whether any did.
+        stream: str,
+    ) -> bool | None:
+        """Apply the fields whose value in the import changed since `before`; return whether any did, or
+        None when the result would lack what an active or achieved strategy needs (reported; no change).
 
         A field whose import value is the same as last time is left as people left it. A field the
         import changed takes the new value when the strategy still holds the import's previous one;
@@ -958,24 +964,39 @@ class _Engine:
         """
         stored = strategy_snapshot(strategy)
         changed = []
+        kept_local = []
         for name in IMPORTED_FIELDS:
             if incoming[name] == before[name] or incoming[name] == stored[name]:
                 continue
             if stored[name] == before[name]:
                 changed.append(name)
             else:
-                self._kept_local.append(f"{record.external_id} {name}")
+                kept_local.append(f"{record.external_id} {name}")
+        values = _strategy_values(record)
+        if self._lacks_substance(
+            stream, record, {**current_values(strategy), **{name: values[name] for name in changed}}
+        ):
+            return None
+        self._kept_local.extend(kept_local)
         moved = strategy.account_id != account_id or strategy.author_id != author_id
         strategy.account_id = account_id
         strategy.author_id = author_id
         if changed:
-            values = _strategy_values(record)
             for name in changed:
                 setattr(strategy, name, values[name])
             strategy.version += 1
             strategy.updated_at = self.now
             self._add_revision(strategy, changed, strategy_snapshot(strategy), None)
         return bool(changed) or moved
+
+    def _lacks_substance(self, stream: str, record: StrategyRecord, values: Mapping[str, Any]) -> bool:
+        """Report and tell whether the strategy a record would leave is active or achieved without what the
+        editor requires of one (an objective, an approach, an active one's review date): such a strategy
+        would cover its activities in the review and never come up for review itself."""
+        problems = activation_errors(values)
+        if problems:  # one error for the one record skipped, naming every field
+            self._error(stream, record.external_id, ", ".join(problems), " ".join(problems.values()))
+        return bool(problems)
 
     def _add_revision(
         self, strategy: Strategy, changed: list[str], snapshot: dict[str, Any], author_id: int | None

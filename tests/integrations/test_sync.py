@@ -736,6 +736,65 @@ PLAN_FIELDS = [
 ]
 
 
+def test_a_strategy_record_active_or_achieved_without_its_substance_is_reported_and_skipped(db):
+    # The editor refuses these: an empty active or achieved strategy would cover its activities in the
+    # review, and an active one without a review date would never come up as overdue.
+    empty = StrategyRecord(
+        "S2", "A1", "U3", objective="", approach="", status="active", activity_external_ids=("T3",)
+    )
+    done = dataclasses.replace(
+        PLAN, external_id="S3", approach="", status="achieved", activity_external_ids=()
+    )
+    run = run_sync(db, org(activities=[call("T1"), call("T2"), call("T3")], strategies=[PLAN, empty, done]))
+
+    assert [(error["external_id"], error["field"], error["message"]) for error in run.errors] == [
+        (
+            "S2",
+            "objective, approach, review_date",
+            "An active strategy needs an objective: the outcome you want for the customer. "
+            "An active strategy needs an approach: how you will spend your time and energy. "
+            "An active strategy needs a review date, so that it gets looked at again.",
+        ),
+        (
+            "S3",
+            "approach",
+            "An achieved strategy needs an approach: how you will spend your time and energy.",
+        ),
+    ]
+    assert run.failed == 2
+    assert db.scalars(select(Strategy.external_id)).all() == ["S1"]
+    assert linked(db) == {"T1": "S1", "T2": "S1"}
+
+
+def test_a_reimport_that_would_empty_an_active_strategy_changes_nothing_and_says_why(db):
+    activities = [call("T1"), call("T2")]
+    run_sync(db, org(activities=activities, strategies=[PLAN]))
+    emptied = dataclasses.replace(PLAN, approach="", review_date=None, success_measure="Live by April")
+
+    run = run_sync(db, org(activities=activities, strategies=[emptied]))
+
+    assert [(error["field"], error["message"]) for error in run.errors] == [
+        (
+            "approach, review_date",
+            "An active strategy needs an approach: how you will spend your time and energy. "
+            "An active strategy needs a review date, so that it gets looked at again.",
+        )
+    ]
+    strategy = db.scalars(select(Strategy)).one()
+    assert (strategy.version, strategy.approach, strategy.success_measure) == (
+        1,
+        PLAN.approach,
+        PLAN.success_measure,
+    )
+    # Drafting it in the CRM first is the way: a draft needs none of it.
+    drafted = run_sync(
+        db, org(activities=activities, strategies=[dataclasses.replace(emptied, status="draft")])
+    )
+    assert drafted.failed == 0
+    db.refresh(strategy)
+    assert (strategy.version, strategy.status, strategy.approach) == (2, "draft", "")
+
+
 def test_an_activity_serves_at_most_one_strategy_on_import(db):
     other = StrategyRecord("S2", "A1", "U3", objective="Another plan", activity_external_ids=("T2", "T3"))
     run = run_sync(db, org(activities=[call("T1"), call("T2"), call("T3")], strategies=[PLAN, other]))
