@@ -49,7 +49,8 @@ from integrations.base import (
 
 DEFAULT_SEED = 20261124
 STANDARD_ACCOUNTS = 300
-# Six months of activity, as whole days ending on (and including) `today`.
+# Six months of activity, as whole days ending with the day before `today`: a demo loaded at any hour
+# of the day then holds no activity still to come (a call "in 17 hours" on the account page).
 WINDOW_DAYS = 183
 BATCH_SIZE = 2000
 EMAIL_DOMAIN = "northwind-demo.com"
@@ -494,7 +495,7 @@ class DemoSource:
             self.managers = math.ceil(self.reps / REPS_PER_MANAGER)
             self.reps_per_manager = REPS_PER_MANAGER
         self._midnights = [
-            datetime.combine(self.today - timedelta(days=days_ago), time(), UTC)
+            datetime.combine(self.today - timedelta(days=days_ago + 1), time(), UTC)
             for days_ago in range(WINDOW_DAYS)
         ]
         self._inbound_shares: dict[int, float] = {}
@@ -645,7 +646,7 @@ class DemoSource:
         for number, (stage, opened, closed, won) in enumerate(drawn, start=1):
             if closed is not None:
                 opened = closed + rng.randint(30, 120)
-                close_date = self.today - timedelta(days=closed)
+                close_date = self.today - timedelta(days=closed + 1)  # the day of its contract
             else:
                 close_date = self.today + timedelta(days=rng.randint(10, 120))
             offering = chosen[number - 1]
