@@ -140,7 +140,9 @@ def _clean_text(name: str, value: Any, errors: dict[str, str]) -> str | None:
     except UnicodeEncodeError:
         errors[name] = "must be valid Unicode text"
         return None
-    value = value.strip()
+    # A browser sends a textarea's line breaks as CRLF, and counts each as one character against its
+    # maxlength: stored as LF, the text the editor let through fits.
+    value = value.replace("\r\n", "\n").strip()
     if len(value) > MAX_TEXT_LENGTH:
         errors[name] = f"must be at most {MAX_TEXT_LENGTH:,} characters"
         return None

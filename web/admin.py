@@ -61,7 +61,7 @@ def describe_connection(config: Any) -> dict[str, Any]:
 
 def _require_admin() -> None:
     if current_user.role != Role.ADMIN:
-        abort(403)
+        abort(403, "Only admins may use the admin page.")
 
 
 @bp.get("")

@@ -21,6 +21,7 @@ PAGE_TEXT = {
     429: ("Too many requests", "Slow down a little and try again in a minute."),
     500: ("Something went wrong", "Something went wrong on our side. It has been logged; try again shortly."),
 }
+OWN_WORDS_TITLES = {403: "Not allowed"}
 CSRF_TEXT = "Your form expired or came from another site. Reload the page and submit it again."
 
 
@@ -35,16 +36,18 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
         return error
     code = error.code
     headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
+    title, message = PAGE_TEXT.get(code, (error.name, error.description or ""))
     if isinstance(error, CSRFError):
         message = CSRF_TEXT
-    else:
-        message = PAGE_TEXT.get(code, (error.name, error.description or ""))[1]
+    elif error.description and error.description != type(error).description:
+        # Written for people where the page aborts (abort(403, "Only admins…")): the generic words,
+        # "outside your accounts", would be wrong for someone who may see the page but not do this.
+        title, message = OWN_WORDS_TITLES.get(code, title), error.description
     if wants_json():
         api_code = "csrf_failed" if isinstance(error, CSRFError) else None
         # Werkzeug's own descriptions are written for API callers too; keep them for the JSON body.
         json_message = message if isinstance(error, CSRFError) else (error.description or error.name)
         return error_body(code, json_message, api_code), code, headers
-    title = PAGE_TEXT.get(code, (error.name, ""))[0]
     return render_template("errors/error.html", code=code, title=title, message=message), code, headers
 
 

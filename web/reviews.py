@@ -74,7 +74,7 @@ def review(review_id: int) -> ResponseReturnValue:
 def run() -> ResponseReturnValue:
     """Run the review now (or as of a chosen day) and show it."""
     if not may_run_reviews(_user()):
-        abort(403)
+        abort(403, "Only managers and admins may run the review.")
     raw = request.form.get("as_of", "").strip()
     try:
         as_of = date.fromisoformat(raw) if raw else None
@@ -136,7 +136,7 @@ def _render(shown: Review | None) -> ResponseReturnValue:
         if problem == UNKNOWN_TEAM:
             abort(404)
         if problem == OUTSIDE_TEAM:
-            abort(403)
+            abort(403, "That team is outside the accounts you may see.")
     teams = team_summaries(db.session, shown, owners, rule=rule or None) if shown is not None else []
     counts = dict.fromkeys(STATUSES, 0)
     for summary in teams if team is None else [s for s in teams if s.team == team]:

@@ -35,6 +35,7 @@ from planning.models import Account, Activity, Strategy, StrategyStatus, User
 from planning.strategies import (
     CONFLICT,
     FIELD_LABELS,
+    MAX_TEXT_LENGTH,
     MINE,
     SAME,
     TEXT_FIELDS,
@@ -60,6 +61,11 @@ from web.auth import safe_next, signed_in_user
 
 bp = Blueprint("strategies", __name__)
 
+# What someone who may read an account's strategies, but not write them, is told when they try.
+READ_ONLY = (
+    "You can read this account's strategies but not change them: only the account's owner and admins "
+    "write strategies and link activities. A manager can comment on a strategy from its page."
+)
 FORM_FIELDS = (*TEXT_FIELDS, "target_date", "review_date", "status", "opportunity_id")
 STATUS_CHOICES = [
     ("draft", "Draft — still working on it"),
@@ -157,7 +163,7 @@ def new(account_id: int) -> ResponseReturnValue:
     """Write a new strategy for an account."""
     account = _account_or_abort(account_id)
     if not can_edit_account(signed_in_user(), account):
-        abort(403)
+        abort(403, READ_ONLY)
     if request.method == "GET":
         return _render_form(account, None, _values_for_form(None))
     values = _values_for_form(None) | _form_fields()
@@ -189,7 +195,7 @@ def edit(strategy_id: int) -> ResponseReturnValue:
     strategy = _strategy_or_abort(strategy_id)
     account = strategy.account
     if not can_edit_account(signed_in_user(), account):
-        abort(403)
+        abort(403, READ_ONLY)
     if request.method == "GET":
         return _render_form(account, strategy, _values_for_form(strategy))
     try:
@@ -390,7 +396,7 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     """Link the activities ticked on the account timeline to a strategy, or unlink them."""
     account = _account_or_abort(account_id)
     if not can_edit_account(signed_in_user(), account):
-        abort(403)
+        abort(403, READ_ONLY)
     action = request.form.get("action", "link")
     if action not in LINK_ACTIONS:
         abort(400)
@@ -464,7 +470,7 @@ def accept_suggestion(strategy_id: int, activity_id: int) -> ResponseReturnValue
     """Link one suggested activity to the strategy."""
     strategy = _strategy_or_abort(strategy_id)
     if not can_edit_account(signed_in_user(), strategy.account):
-        abort(403)
+        abort(403, READ_ONLY)
     try:
         result = link_activities(db.session, signed_in_user(), strategy, [activity_id])
         db.session.commit()
@@ -488,7 +494,7 @@ def unlink_one(strategy_id: int, activity_id: int) -> ResponseReturnValue:
     """Unlink one activity from the strategy; an unknown activity is 404, one not linked to it is left."""
     strategy = _strategy_or_abort(strategy_id)
     if not can_edit_account(signed_in_user(), strategy.account):
-        abort(403)
+        abort(403, READ_ONLY)
     activity = db.session.get(Activity, activity_id) if is_valid_id(activity_id) else None
     if activity is None:
         abort(404)
@@ -542,3 +548,5 @@ def dashboard() -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     """Register the strategy pages."""
     app.register_blueprint(bp)
+    # The editor's text fields stop where saving would refuse them.
+    app.jinja_env.globals["max_text_length"] = MAX_TEXT_LENGTH

@@ -181,6 +181,23 @@ def test_text_sent_back_with_crlf_line_ends_is_no_change(db: Session, rep, accou
     assert newest.changed_fields == ["objective"] and newest.snapshot["approach"] == "Line one\nLine two"
 
 
+def test_text_is_stored_with_lf_line_ends_and_a_limit_counting_each_break_once(
+    db: Session, rep, account
+) -> None:
+    # A browser lets 20,000 characters into the textarea, counting a line break as one, and sends CRLF.
+    at_the_limit = "\r\n".join(["y" * 9_999, "z" * 9_999]) + "\r\n"
+
+    strategy = create_strategy(
+        db, rep, account, {**GOOD, "approach": "one\r\ntwo", "customer_view": at_the_limit}
+    )
+
+    assert strategy.approach == "one\ntwo"
+    assert strategy.customer_view == "y" * 9_999 + "\n" + "z" * 9_999
+    with pytest.raises(StrategyInvalid) as refused:
+        create_strategy(db, rep, account, {**GOOD, "customer_view": "y" * 20_001})
+    assert refused.value.errors == {"customer_view": "must be at most 20,000 characters"}
+
+
 def test_a_stale_edit_merges_against_the_version_it_started_from(db: Session, rep, account) -> None:
     strategy = create_strategy(db, rep, account, {**GOOD, "objective": "line one\nline two"})
     update_strategy(db, rep, strategy, {"success_measure": "theirs", "approach": "their approach"}, version=1)

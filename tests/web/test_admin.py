@@ -53,7 +53,9 @@ def test_the_admin_page_and_its_actions_are_refused_to_everyone_but_admins(
     client = login_as(make_user(db, role=role))
     db.commit()
 
-    assert client.get("/admin").status_code == 403
+    refused = client.get("/admin")
+    assert refused.status_code == 403
+    assert "Only admins may use the admin page." in refused.get_data(as_text=True)
     assert client.post("/admin/sync").status_code == 403
     assert client.post("/admin/check").status_code == 403
     assert db.scalar(select(func.count()).select_from(SyncRun)) == 0

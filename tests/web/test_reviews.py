@@ -283,7 +283,9 @@ def test_the_date_picker_offers_no_day_after_today_in_the_review_time_zone(app, 
 
 def test_managers_run_a_review_from_the_page_and_reps_may_not(db, login_as, org, flagged):
     client = login_as(org.ann)
-    assert client.post("/reviews/run", data={"as_of": "2026-11-07"}).status_code == 403
+    refused = client.post("/reviews/run", data={"as_of": "2026-11-07"})
+    assert refused.status_code == 403
+    assert "Only managers and admins may run the review." in refused.get_data(as_text=True)
 
     client = login_as(org.east)
     page = client.get("/reviews").get_data(as_text=True)

@@ -344,7 +344,12 @@ def test_only_the_owner_or_an_admin_opens_the_editor(
     strategy = _strategy(db, org)
     login_as(org.east)
     assert client.get(f"/strategies/{strategy.id}").status_code == 200
-    assert client.get(f"/strategies/{strategy.id}/edit").status_code == 403
+    refused = client.get(f"/strategies/{strategy.id}/edit")
+    assert refused.status_code == 403
+    # She may see it (and comment): not the "outside your accounts" page.
+    text = " ".join(refused.get_data(as_text=True).split())
+    assert "You can read this account&#39;s strategies but not change them" in text
+    assert "Not yours to see" not in text
     assert client.get(f"/accounts/{org.ann_account.id}/strategies/new").status_code == 403
     login_as(org.bob)
     assert client.get(f"/strategies/{strategy.id}").status_code == 403
