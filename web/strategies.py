@@ -13,15 +13,18 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import DbSession, db
 from planning.access import can_comment_on_account, can_edit_account
 from planning.accounts import account_opportunities, is_valid_id
 from planning.comments import add_comment, comments_on
-from planning.describe import counted
+from planning.describe import counted, join_words
 from planning.links import (
+    DELETED_IN_CRM,
     NO_SUCH_ACTIVITY,
+    OTHER_ACCOUNT,
     SERVES_ANOTHER,
     LinkRefused,
     LinkResult,
@@ -57,6 +60,7 @@ from planning.strategies import (
     word_diff,
 )
 from planning.tactics import check_tactics
+from web.accounts import long_date
 from web.auth import safe_next, signed_in_user
 
 bp = Blueprint("strategies", __name__)
@@ -386,8 +390,10 @@ ALREADY_LINKED = "Nothing changed: that activity was already linked to this stra
 # Two people linking the same activity at once: the database's one-strategy-per-activity key refuses one.
 LINKED_MEANWHILE = "Nothing was linked: someone linked one of these activities at the same moment. Try again."
 # Where each page that links offers to move an activity that serves another strategy.
-MOVE_FROM_TIMELINE = "tick “Move if linked elsewhere” to move it"
-MOVE_FROM_SUGGESTIONS = "to move it here, tick it on the account's timeline with “Move if linked elsewhere”"
+MOVE_FROM_TIMELINE = "tick “Move if linked elsewhere” to move {it}"
+MOVE_FROM_SUGGESTIONS = (
+    "to move {it} here, tick {it} on the account's timeline with “Move if linked elsewhere”"
+)
 
 
 @bp.post("/accounts/<int:account_id>/links")
@@ -412,7 +418,11 @@ def link_from_timeline(account_id: int) -> ResponseReturnValue:
     try:
         if action == "unlink":
             result = unlink_activities(db.session, signed_in_user(), strategy, ids)
-            message = f"Unlinked {counted(len(result.unlinked), 'activity')}."
+            message = (
+                f"Unlinked {counted(len(result.unlinked), 'activity')}."
+                if result.unlinked
+                else "Nothing was unlinked: none of the ticked activities is linked to the chosen strategy."
+            )
         else:
             result = link_activities(
                 db.session, signed_in_user(), strategy, ids, move=request.form.get("move") == "1"
@@ -450,18 +460,53 @@ def _linked_message(result: LinkResult) -> str:
 
 
 def _refusals(refused: LinkRefused, how_to_move: str) -> str:
-    """Say why each activity could not be linked, in words for the flash message."""
-    return "; ".join(
-        _refusal(key, refused.reasons[key], message, how_to_move) for key, message in refused.problems.items()
-    )
+    """Say why the activities could not be linked, in words for the flash message: one phrase per
+    reason, each activity named by its subject and day (people never see activity ids)."""
+    by_reason: dict[str, list[int]] = {}
+    for key, code in refused.reasons.items():
+        by_reason.setdefault(code, []).append(key)
+    phrases = []
+    for code, keys in by_reason.items():
+        one = len(keys) == 1
+        if code == NO_SUCH_ACTIVITY:
+            phrases.append(
+                f"{counted(len(keys), 'ticked activity')} no longer {'exists' if one else 'exist'}"
+            )
+            continue
+        what = REFUSAL_WORDS.get(code)
+        if what is None:  # a reason without words of its own: the library's, for each activity
+            phrases.extend(f"{_activities_named([key])} {refused.problems[key]}" for key in keys)
+            continue
+        phrase = f"{_activities_named(keys)} {what[0] if one else what[1]}"
+        if code == SERVES_ANOTHER:
+            phrase += f" ({how_to_move.format(it='it' if one else 'them')})"
+        phrases.append(phrase)
+    return "; ".join(phrases)
 
 
-def _refusal(activity_id: int, code: str, message: str, how_to_move: str) -> str:
-    if code == SERVES_ANOTHER:
-        return f"activity {activity_id} already serves another strategy ({how_to_move})"
-    if code == NO_SUCH_ACTIVITY:
-        return f"there is no activity {activity_id}"
-    return f"activity {activity_id} {message}"
+REFUSAL_WORDS = {
+    SERVES_ANOTHER: ("already serves another strategy", "already serve another strategy"),
+    OTHER_ACCOUNT: ("belongs to another account", "belong to another account"),
+    DELETED_IN_CRM: ("was deleted in the CRM", "were deleted in the CRM"),
+}
+NAMED_ACTIVITIES = 3  # named in a refusal; the rest are counted
+
+
+def _activities_named(keys: list[int]) -> str:
+    """Name activities as the timeline shows them: “Sent pricing sheet” (3 Nov 2026), …, and 4 more."""
+    shown = db.session.execute(
+        select(Activity.kind, Activity.subject, Activity.occurred_at)
+        .where(Activity.id.in_(keys))
+        .order_by(Activity.occurred_at.desc(), Activity.id)
+        .limit(NAMED_ACTIVITIES)
+    ).all()
+    names = [
+        f"“{subject}” ({long_date(at)})" if subject else f"a {kind} on {long_date(at)}"
+        for kind, subject, at in shown
+    ]
+    if len(keys) > len(shown):
+        names.append(f"{len(keys) - len(shown)} more")
+    return join_words(names)
 
 
 @bp.post("/strategies/<int:strategy_id>/suggestions/<int:activity_id>/accept")

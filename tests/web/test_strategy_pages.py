@@ -17,6 +17,7 @@ from extensions import db as _db
 from planning.models import Link, Strategy, StrategyComment, StrategyRevision, StrategyStatus
 from planning.strategies import create_strategy, strategy_snapshot, update_strategy
 from tests.factories import make_activity, make_opportunity, make_strategy
+from web.accounts import long_date
 
 NOW = datetime.now(UTC)
 GOOD = {
@@ -407,7 +408,7 @@ def test_linking_says_what_it_did_and_refuses_unknown_actions(
     unknown = client.post(
         path, data={"strategy_id": strategy.id, "activity_ids": [99999999]}, follow_redirects=True
     ).get_data(as_text=True)
-    assert "Nothing was linked: there is no activity 99999999." in unknown
+    assert "Nothing was linked: 1 ticked activity no longer exists." in unknown
 
     db.execute(Link.__table__.delete().where(Link.activity_id == fresh.id))
     db.commit()
@@ -542,6 +543,10 @@ def test_linking_refuses_another_accounts_activity_and_moves_only_on_purpose(
         elsewhere.get_data(as_text=True)
     )
     assert _linked_ids(db, first) == {mine.id}
+
+    assert f"Nothing was linked: “{mine.subject}” ({long_date(mine.occurred_at)}) already serves" in (
+        elsewhere.get_data(as_text=True)
+    )
 
     client.post(path, data={"strategy_id": second.id, "activity_ids": [mine.id], "move": "1"})
     assert _linked_ids(db, second) == {mine.id} and _linked_ids(db, first) == set()
@@ -711,3 +716,39 @@ def test_odd_query_strings_on_the_account_pages_never_fail(
         f"/accounts/{org.ann_account.id}?page=99999999999",
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_refusals_name_the_activities_as_the_timeline_shows_them_and_say_it_once(
+    client: FlaskClient, db: Session, org: Any, login_as: Any
+) -> None:
+    first = _strategy(db, org, status="draft")
+    second = _strategy(db, org, status="draft")
+    subjects = ["Intro call", "Pricing sheet", "Site visit", "Follow-up", "Recap"]
+    ticked = [
+        make_activity(db, account=org.ann_account, occurred_at=datetime(2026, 11, day, tzinfo=UTC), subject=s)
+        for day, s in enumerate(subjects, start=2)
+    ]
+    db.add_all(Link(activity_id=activity.id, strategy_id=first.id) for activity in ticked)
+    db.commit()
+    login_as(org.ann)
+    path = f"/accounts/{org.ann_account.id}/links"
+
+    refused = client.post(
+        path, data={"strategy_id": second.id, "activity_ids": [a.id for a in ticked]}, follow_redirects=True
+    )
+    unlinked = client.post(
+        path,
+        data={"strategy_id": second.id, "activity_ids": [ticked[0].id], "action": "unlink"},
+        follow_redirects=True,
+    )
+
+    text = " ".join(refused.get_data(as_text=True).split())
+    assert (
+        "Nothing was linked: “Recap” (6 Nov 2026), “Follow-up” (5 Nov 2026), “Site visit” (4 Nov 2026) and 2 "
+        "more already serve another strategy (tick “Move if linked elsewhere” to move them)."
+    ) in text
+    assert text.count("already serve") == 1
+    assert "Nothing was unlinked: none of the ticked activities is linked to the chosen strategy." in (
+        unlinked.get_data(as_text=True)
+    )
+    assert _linked_ids(db, first) == {activity.id for activity in ticked}
