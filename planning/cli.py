@@ -142,19 +142,18 @@ def digest_command(as_of: date | None, resend_unconfirmed: bool) -> None:
                 f"no review as of {as_of.isoformat()}: `flask --app app review --as-of {as_of.isoformat()}` "
                 "runs one"
             )
-    _send_digest(review, resend_unconfirmed=resend_unconfirmed)
+    _send_digest(review, resend=resend_unconfirmed)
 
 
-def _send_digest(review: Review, *, resend_unconfirmed: bool = False) -> None:
-    """Email the digest of `review` to whoever it has not reached, and say what happened."""
+def _send_digest(review: Review, *, resend: bool = False) -> None:
+    """Email the digest of `review` to whoever it has not reached (and, with `resend`, again to whoever a
+    stopped sender may not have reached), and say what happened."""
     from planning.digest import (
         UNCONFIRMED_AFTER,
         DigestNotSent,
+        resend_unconfirmed,
         send_digests,
         unconfirmed_deliveries,
-    )
-    from planning.digest import (
-        resend_unconfirmed as send_again,
     )
 
     config = current_app.config
@@ -174,8 +173,8 @@ def _send_digest(review: Review, *, resend_unconfirmed: bool = False) -> None:
                 )
             else:
                 click.echo(f"No digest sent for the review as of {day}: nothing to report.")
-        if resend_unconfirmed:
-            again = send_again(db.session, review, config)
+        if resend:
+            again = resend_unconfirmed(db.session, review, config)
             click.echo(
                 f"Sent again to {len(again)}: " + ", ".join(digest.recipient.email for digest in again)
                 if again
