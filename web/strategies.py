@@ -473,9 +473,12 @@ def _refusals(refused: LinkRefused, how_to_move: str) -> str:
                 f"{counted(len(keys), 'ticked activity')} no longer {'exists' if one else 'exist'}"
             )
             continue
+        if code == OTHER_ACCOUNT:  # counted, not named: that account may be one this person cannot see
+            phrases.append(f"{counted(len(keys), 'ticked activity')} {REFUSAL_WORDS[code][0 if one else 1]}")
+            continue
         what = REFUSAL_WORDS.get(code)
         if what is None:  # a reason without words of its own: the library's, for each activity
-            phrases.extend(f"{_activities_named([key])} {refused.problems[key]}" for key in keys)
+            phrases.extend(f"{counted(1, 'ticked activity')} {refused.problems[key]}" for key in keys)
             continue
         phrase = f"{_activities_named(keys)} {what[0] if one else what[1]}"
         if code == SERVES_ANOTHER:

@@ -535,7 +535,11 @@ def test_linking_refuses_another_accounts_activity_and_moves_only_on_purpose(
     refused = client.post(
         path, data={"strategy_id": second.id, "activity_ids": [foreign.id]}, follow_redirects=True
     )
-    assert "Nothing was linked" in refused.get_data(as_text=True)
+    # Counted, not named: Bob's account is not Ann's to see.
+    assert "Nothing was linked: 1 ticked activity belongs to another account." in refused.get_data(
+        as_text=True
+    )
+    assert foreign.subject not in refused.get_data(as_text=True)
     elsewhere = client.post(
         path, data={"strategy_id": second.id, "activity_ids": [mine.id]}, follow_redirects=True
     )
