@@ -14,7 +14,8 @@ from integrations.base import SourceError
 from integrations.salesforce import check_connection
 from integrations.salesforce_settings import SalesforceSettings
 from integrations.sources import UnknownSource, get_source
-from integrations.sync import SyncAlreadyRunning, SyncNotStarted, run_sync
+from integrations.sync import MAX_STORED_ERRORS, SyncAlreadyRunning, SyncNotStarted, run_sync
+from planning.accounts import is_valid_id
 from planning.models import Role, SyncRun
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -77,6 +78,19 @@ def index() -> ResponseReturnValue:
         last_run=runs[0] if runs else None,
         run_badges=RUN_BADGES,
         errors_shown=ERRORS_SHOWN,
+    )
+
+
+@bp.get("/sync-runs/<int:run_id>/errors")
+@login_required
+def sync_run_errors(run_id: int) -> ResponseReturnValue:
+    """Show every error a sync run kept (the admin page shows the first few)."""
+    _require_admin()
+    run = db.session.get(SyncRun, run_id) if is_valid_id(run_id) else None
+    if run is None:
+        abort(404)
+    return render_template(
+        "admin/sync_errors.html", run=run, errors=run.errors or [], stored_at_most=MAX_STORED_ERRORS
     )
 
 

@@ -60,6 +60,7 @@ def test_the_admin_page_and_its_actions_are_refused_to_everyone_but_admins(
     assert client.post("/admin/check").status_code == 403
     assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
     assert fake.requests == []
+    assert client.get(f"/admin/sync-runs/{add_run(db, 1).id}/errors").status_code == 403
 
 
 def test_the_admin_page_asks_a_stranger_to_sign_in(client: FlaskClient) -> None:
@@ -176,3 +177,28 @@ def test_sync_now_needs_the_form_csrf_token(
     assert db.scalar(select(func.count()).select_from(SyncRun)) == 0
     assert client.post("/admin/sync", data={"csrf_token": token.group(1)}).status_code == 302
     assert db.scalar(select(func.count()).select_from(SyncRun)) == 1
+
+
+def test_every_error_a_sync_run_kept_is_one_click_from_the_admin_page(
+    db: Session, login_as: LoginAs, admin: User
+) -> None:
+    errors = [
+        {
+            "stream": "activities",
+            "external_id": f"00T{n}",
+            "field": "occurred_at",
+            "message": f"bad <b>{n}</b>",
+        }
+        for n in range(18)
+    ]
+    run = add_run(db, 1, status="partial", inserted=40, failed=520, errors=errors)
+    client = login_as(admin)
+
+    page = client.get("/admin").get_data(as_text=True)
+    listed = client.get(f"/admin/sync-runs/{run.id}/errors").get_data(as_text=True)
+
+    assert f'<a href="/admin/sync-runs/{run.id}/errors">and 517 more</a>' in page
+    assert all(f"00T{n}" in listed for n in range(18))
+    assert "bad &lt;b&gt;17&lt;/b&gt;" in listed and "<b>17" not in listed
+    assert "502 more were counted but not kept" in " ".join(listed.split())
+    assert client.get("/admin/sync-runs/999999/errors").status_code == 404
