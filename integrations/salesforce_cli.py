@@ -7,14 +7,13 @@ from datetime import datetime
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from extensions import db, needs_current_schema
 from integrations.base import SourceError
 from integrations.salesforce import check_connection
 from integrations.salesforce_settings import SalesforceSettings
 from integrations.salesforce_writeback import write_back
-from planning.models import Review
+from planning.findings import latest_review, review_as_of
 
 salesforce_cli = AppGroup("salesforce", help="Work with the connected Salesforce org.")
 
@@ -44,10 +43,7 @@ def check_command() -> None:
 @needs_current_schema
 def writeback_command(dry_run: bool, as_of: datetime | None) -> None:
     """Send each account's strategy status, objective and uncovered count to Salesforce."""
-    statement = select(Review).order_by(Review.as_of.desc()).limit(1)
-    if as_of is not None:
-        statement = select(Review).where(Review.as_of == as_of.date())
-    review = db.session.scalar(statement)
+    review = latest_review(db.session) if as_of is None else review_as_of(db.session, as_of.date())
     if review is None:
         raise click.ClickException("no review to write back: run `flask --app app review` first")
     try:

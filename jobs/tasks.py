@@ -153,7 +153,7 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
             "(killed, crashed or cut off from the database); this period does not run again."
         )
         if run.job == DIGEST_JOB:
-            run.error += _digest_recovery(session, _review_day(run.scheduled_for))
+            run.error += _digest_recovery(session, review_day(run.scheduled_for))
         log.warning(
             "%s for %s was interrupted on %s; recorded as failed", run.job, run.scheduled_for, run.runner
         )
@@ -161,15 +161,15 @@ def close_interrupted_runs(session: DbSession) -> list[JobRun]:
     return runs
 
 
-def _digest_recovery(session: DbSession, day: str) -> str:
+def _digest_recovery(session: DbSession, day: date) -> str:
     """Say how to finish an interrupted digest of the review as of `day`: the people it had not reached
     would otherwise wait for the next review (a week), and the one whose email it was handing over when
     it stopped may never get it."""
     from planning.digest import unconfirmed_deliveries
-    from planning.models import Review
+    from planning.findings import review_as_of
 
-    hint = f" To email the people it had not reached yet: flask --app app digest --as-of {day}"
-    review = session.scalar(select(Review).where(Review.as_of == date.fromisoformat(day)))
+    hint = f" To email the people it had not reached yet: flask --app app digest --as-of {day.isoformat()}"
+    review = review_as_of(session, day)
     # Its sender is gone: every claim it left unconfirmed is unsure, however recent.
     unsure = [] if review is None else unconfirmed_deliveries(session, review, settled=timedelta(0))
     if unsure:
@@ -180,12 +180,12 @@ def _digest_recovery(session: DbSession, day: str) -> str:
     return hint
 
 
-def _review_day(scheduled_for: datetime) -> str:
-    """The day the review of a run scheduled then was as of (in REVIEW_TIMEZONE), as YYYY-MM-DD."""
+def review_day(scheduled_for: datetime) -> date:
+    """The day a review run scheduled then is as of: the scheduled time's date in REVIEW_TIMEZONE."""
     from planning.review import zone_for
 
     timezone = (current_app.config.get("REVIEW_TIMEZONE") if has_app_context() else None) or "UTC"
-    return scheduled_for.astimezone(zone_for(timezone)).date().isoformat()
+    return scheduled_for.astimezone(zone_for(timezone)).date()
 
 
 def sync_work(session: DbSession) -> str:
@@ -212,10 +212,10 @@ def review_work(session: DbSession, scheduled_for: datetime) -> tuple[int, str]:
     """Run the review as of the scheduled day in REVIEW_TIMEZONE; return its id and a summary."""
     from planning.describe import counted
     from planning.models import Finding
-    from planning.review import run_review_from_config, zone_for
+    from planning.review import run_review_from_config
 
     config = current_app.config
-    as_of = scheduled_for.astimezone(zone_for(config.get("REVIEW_TIMEZONE") or "UTC")).date()
+    as_of = review_day(scheduled_for)
     review = run_review_from_config(session, config, as_of=as_of)
     session.commit()
     # Counted in SQL: loading a large org's findings just to count them would cost more than the review.

@@ -10,11 +10,10 @@ import click
 from click.core import ParameterSource
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from extensions import db, needs_current_schema
 from planning.describe import describe_finding, money
-from planning.findings import findings_for_owners, latest_review, status_counts
+from planning.findings import findings_for_owners, latest_review, review_as_of, status_counts
 from planning.models import Review
 from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
 
@@ -136,7 +135,7 @@ def digest_command(as_of: date | None, resend_unconfirmed: bool) -> None:
         if review is None:
             raise click.ClickException("no review has run yet: `flask --app app review` runs one")
     else:
-        review = db.session.scalar(select(Review).where(Review.as_of == as_of))
+        review = review_as_of(db.session, as_of)
         if review is None:
             raise click.ClickException(
                 f"no review as of {as_of.isoformat()}: `flask --app app review --as-of {as_of.isoformat()}` "

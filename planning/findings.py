@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -21,6 +22,11 @@ STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
 def latest_review(session: DbSession) -> Review | None:
     """Return the review with the latest as-of date, if any."""
     return session.scalars(select(Review).order_by(Review.as_of.desc()).limit(1)).first()
+
+
+def review_as_of(session: DbSession, day: date) -> Review | None:
+    """Return the review as of `day`, if one ran."""
+    return session.scalars(select(Review).where(Review.as_of == day)).first()
 
 
 def get_review(session: DbSession, review_id: int) -> Review | None:
