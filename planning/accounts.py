@@ -142,7 +142,7 @@ def _page_count(total: int, per_page: int) -> int:
     return max(1, math.ceil(total / per_page))
 
 
-def _within_pages(page: int, total: int, per_page: int) -> int:
+def within_pages(page: int, total: int, per_page: int) -> int:
     """Return `page` clamped to the pages `total` rows make: a page past the end is the last one."""
     return min(max(page, 1), _page_count(total, per_page))
 
@@ -435,7 +435,7 @@ def list_accounts(
         return _filtered(statement, session, user, q=q, owner_id=owner_id, needs_strategy=needs_strategy)
 
     total = session.scalar(narrowed(select(func.count(Account.id)))) or 0
-    page = _within_pages(page, total, per_page)
+    page = within_pages(page, total, per_page)
 
     pipeline = open_pipeline().label("open_pipeline")
     recent = _activity_count(now - timedelta(days=RECENT_DAYS), now).label("recent_activities")
@@ -654,7 +654,7 @@ def list_account_activities(
         )
         or 0
     )
-    page = _within_pages(page, total, per_page)
+    page = within_pages(page, total, per_page)
     statement = (
         select(
             Activity.id,

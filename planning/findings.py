@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from extensions import DbSession
 from planning.access import visible_owner_ids
-from planning.accounts import is_valid_id
+from planning.accounts import Page, is_valid_id, within_pages
 from planning.models import Finding, Review, Role, User
 from planning.review import NEW, PERSISTING, STATUSES
 
@@ -135,6 +135,27 @@ def team_summaries(
     return sorted(summaries, key=lambda summary: (summary.manager is None, summary.name.lower()))
 
 
+def _findings_query(review: Review, owner_ids: set[int] | None, rule: str | None, team: Team | None) -> Any:
+    """Return the SELECT of the review's findings on accounts of `owner_ids` (None: all), narrowed to
+    one rule and one team when given, unordered."""
+    statement = select(Finding).where(Finding.review_id == review.id)
+    if owner_ids is not None:
+        statement = statement.where(Finding.owner_id.in_(owner_ids))
+    if rule is not None:
+        statement = statement.where(Finding.rule == rule)
+    if team is not None:
+        statement = statement.where(team.owns())
+    return statement
+
+
+def _with_accounts_and_owners(statement: Any) -> Any:
+    """Load each finding's account and owner (and the owner's manager) in the same query, in display order."""
+    return statement.options(
+        joinedload(Finding.account),
+        joinedload(Finding.owner).joinedload(User.manager),
+    ).order_by(*Finding.display_order())
+
+
 def findings_for_owners(
     session: DbSession,
     review: Review,
@@ -149,24 +170,33 @@ def findings_for_owners(
     `rule` narrows them to one rule, `team` to the accounts of one manager's direct reports, `limit` to
     the first ones.
     """
-    statement = (
-        select(Finding)
-        .where(Finding.review_id == review.id)
-        .options(
-            joinedload(Finding.account),
-            joinedload(Finding.owner).joinedload(User.manager),
-        )
-        .order_by(*Finding.display_order())
-    )
-    if owner_ids is not None:
-        statement = statement.where(Finding.owner_id.in_(owner_ids))
-    if rule is not None:
-        statement = statement.where(Finding.rule == rule)
-    if team is not None:
-        statement = statement.where(team.owns())
+    statement = _with_accounts_and_owners(_findings_query(review, owner_ids, rule, team))
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.scalars(statement))
+
+
+def findings_page(
+    session: DbSession,
+    review: Review,
+    owner_ids: set[int] | None,
+    *,
+    page: int,
+    per_page: int,
+    rule: str | None = None,
+    team: Team | None = None,
+) -> Page[Finding]:
+    """Return one page of what `findings_for_owners` lists, in two queries (the count, then the page).
+
+    A page past the end is the last one, as on the account list. Display order ends with the finding's
+    id, so pages neither overlap nor skip a finding while the review stays as it is; running the review
+    of that day again writes new findings, and a client paging through it meanwhile should start over.
+    """
+    narrowed = _findings_query(review, owner_ids, rule, team)
+    total = session.scalar(select(func.count()).select_from(narrowed.subquery())) or 0
+    page = within_pages(page, total, per_page)
+    statement = _with_accounts_and_owners(narrowed).limit(per_page).offset((page - 1) * per_page)
+    return Page(rows=list(session.scalars(statement)), total=total, page=page, per_page=per_page)
 
 
 def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from planning.models import Review
 from planning.review import run_review
 from planning.users import issue_api_token
-from tests.factories import link, make_activity, make_opportunity, make_strategy, utc
+from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, utc
 
 
 @pytest.fixture
@@ -50,8 +50,9 @@ def test_a_review_reads_as_the_design_contract_says(db, client, bearer, org, sce
 
     body = client.get("/api/reviews/latest", headers=bearer(org.ann)).get_json()
 
-    assert set(body) == {"id", "as_of", "created_at", "parameters", "findings"}
+    assert set(body) == {"id", "as_of", "created_at", "parameters", "findings", "findings_pagination"}
     assert (body["id"], body["as_of"]) == (review.id, "2026-10-31")
+    assert body["findings_pagination"] == {"page": 1, "per_page": 200, "total": 1, "pages": 1}
     assert body["parameters"] == {"window_days": 30, "min_activities": 5, "stale_days": 60, "timezone": "UTC"}
     assert body["findings"] == [
         {
@@ -137,6 +138,88 @@ def test_findings_can_be_narrowed_to_one_team_within_what_the_caller_sees(db, cl
         assert response.get_json()["error"]["detail"] == {
             "query": {"team": ["must be a manager's user id or 'none'"]}
         }
+
+
+@pytest.fixture
+def many_findings(db, org, scenario):
+    """Seven more of Ann's accounts pile up calls, one more each (6..12): nine findings in all for the VP."""
+    for extra in range(7):
+        account = make_account(db, owner=org.ann, name=f"Piling {extra}")
+        for _ in range(6 + extra):
+            make_activity(db, account=account, occurred_at=utc(2026, 10, 28))
+    db.commit()
+
+
+def test_findings_come_a_page_at_a_time_in_the_review_pages_order(db, client, bearer, org, many_findings):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+    headers = bearer(org.vp)
+    whole = client.get(f"/api/reviews/{review.id}?findings_per_page=1000", headers=headers).get_json()
+    assert len(whole["findings"]) == 10
+    assert whole["findings_pagination"] == {"page": 1, "per_page": 1000, "total": 10, "pages": 1}
+
+    pages = [
+        client.get(
+            f"/api/reviews/{review.id}?findings_per_page=4&findings_page={n}", headers=headers
+        ).get_json()
+        for n in (1, 2, 3)
+    ]
+
+    assert [len(page["findings"]) for page in pages] == [4, 4, 2]
+    assert [page["findings_pagination"] for page in pages] == [
+        {"page": n, "per_page": 4, "total": 10, "pages": 3} for n in (1, 2, 3)
+    ]
+    assert [finding for page in pages for finding in page["findings"]] == whole["findings"]
+    # Most uncovered activity first: Piling 6 (12 calls), then 5 (11 calls)...
+    assert [f["account"]["name"] for f in pages[0]["findings"]] == [
+        "Piling 6",
+        "Piling 5",
+        "Piling 4",
+        "Piling 3",
+    ]
+    past_the_end = client.get(
+        f"/api/reviews/{review.id}?findings_per_page=4&findings_page=9", headers=headers
+    ).get_json()
+    assert past_the_end["findings"] == pages[2]["findings"]
+    assert past_the_end["findings_pagination"]["page"] == 3
+
+
+def test_a_page_counts_only_what_the_caller_may_see(db, client, bearer, org, many_findings):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+
+    bob = client.get(f"/api/reviews/{review.id}?findings_per_page=1", headers=bearer(org.bob)).get_json()
+    ann = client.get(
+        "/api/reviews/latest?findings_per_page=3&rule=tactics_without_strategy", headers=bearer(org.ann)
+    )
+
+    assert names(bob) == ["Bluebird Freight"]
+    assert bob["findings_pagination"] == {"page": 1, "per_page": 1, "total": 1, "pages": 1}
+    assert ann.get_json()["findings_pagination"] == {"page": 1, "per_page": 3, "total": 8, "pages": 3}
+
+
+def test_a_run_answers_with_the_first_page_of_its_findings(db, client, bearer, org, many_findings):
+    ran = client.post(
+        "/api/reviews?findings_per_page=2", json={"as_of": "2026-10-31"}, headers=bearer(org.vp)
+    )
+
+    assert ran.status_code == 201
+    body = ran.get_json()
+    assert [f["account"]["name"] for f in body["findings"]] == ["Piling 6", "Piling 5"]
+    assert body["findings_pagination"] == {"page": 1, "per_page": 2, "total": 10, "pages": 5}
+
+
+@pytest.mark.parametrize(
+    "query", ["findings_per_page=0", "findings_per_page=1001", "findings_page=0", "findings_page=x"]
+)
+def test_a_page_out_of_range_is_refused_by_name(db, client, bearer, org, scenario, query):
+    review = run_review(db, date(2026, 10, 31))
+    db.commit()
+
+    response = client.get(f"/api/reviews/{review.id}?{query}", headers=bearer(org.vp))
+
+    assert response.status_code == 422
+    assert set(response.get_json()["error"]["detail"]["query"]) == {query.split("=")[0]}
 
 
 def test_managers_and_admins_run_a_review_and_get_their_scope_back(db, client, bearer, org, scenario):

@@ -24,7 +24,7 @@ from planning.findings import (
     OUTSIDE_TEAM,
     UNKNOWN_TEAM,
     Team,
-    findings_for_owners,
+    findings_page,
     get_review,
     latest_review,
     team_problem,
@@ -42,6 +42,17 @@ from planning.review import (
     run_review_from_config,
 )
 from web.api import abort_api, bp
+from web.api.accounts import MAX_PAGE, PaginationOut, pagination_dict
+
+# A review's findings come a page at a time: the VP of a 50,000-account org may see 17,000 of them.
+FINDINGS_PER_PAGE = 200
+MAX_FINDINGS_PER_PAGE = 1000
+
+PAGED = (
+    "With the findings you may see, a page at a time in the review page's order (open before resolved, "
+    "then the most uncovered activity and the largest open pipeline first): `findings_pagination` says "
+    "how many there are, and `findings_page` asks for the next."
+)
 
 RESPONSES = {401: "Not signed in", 404: "No such review"}
 TEAM_RESPONSES = {
@@ -99,7 +110,10 @@ class ReviewOut(Schema):
     as_of = String(metadata={"format": "date"})
     created_at = String(metadata={"format": "date-time"})
     parameters = Nested(ReviewParametersOut)
-    findings = List(Nested(FindingOut))
+    findings = List(Nested(FindingOut), metadata={"description": "One page of the findings you may see"})
+    findings_pagination = Nested(
+        PaginationOut, metadata={"description": "Which page of the findings this is, and how many there are"}
+    )
 
 
 class RunReviewIn(Schema):
@@ -114,10 +128,23 @@ def _is_team_key(value: str) -> None:
         raise ValidationError("must be a manager's user id or 'none'")
 
 
-class RuleQuery(Schema):
+class FindingsPageQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
+    findings_page = Integer(
+        load_default=1,
+        validate=Range(min=1, max=MAX_PAGE),
+        metadata={"description": "Which page of the findings (a page past the last gives the last)"},
+    )
+    findings_per_page = Integer(
+        load_default=FINDINGS_PER_PAGE,
+        validate=Range(min=1, max=MAX_FINDINGS_PER_PAGE),
+        metadata={"description": f"Findings per page (default {FINDINGS_PER_PAGE})"},
+    )
+
+
+class RuleQuery(FindingsPageQuery):
     rule = String(validate=OneOf(RULES), metadata={"description": "Only findings of this rule"})
     team = String(
         validate=_is_team_key,
@@ -134,8 +161,7 @@ def _caller() -> User:
     return user
 
 
-def _shown(review: Review, query: dict[str, Any] | None = None) -> dict[str, Any]:
-    query = query or {}
+def _shown(review: Review, query: dict[str, Any]) -> dict[str, Any]:
     user = _caller()
     owners = visible_owner_ids(db.session, user)
     team = Team.from_key(query["team"]) if "team" in query else None
@@ -145,25 +171,35 @@ def _shown(review: Review, query: dict[str, Any] | None = None) -> dict[str, Any
             abort_api(404, f"No team {team.key}: it is not the id of anyone with direct reports.")
         if problem == OUTSIDE_TEAM:
             abort_api(403, f"Team {team.key} is outside what you may see.")
-    findings = findings_for_owners(db.session, review, owners, rule=query.get("rule"), team=team)
-    return review_to_dict(review, findings)
+    page = findings_page(
+        db.session,
+        review,
+        owners,
+        page=query["findings_page"],
+        per_page=query["findings_per_page"],
+        rule=query.get("rule"),
+        team=team,
+    )
+    return {**review_to_dict(review, page.rows), "findings_pagination": pagination_dict(page)}
 
 
 @bp.post("/reviews")
 @bp.input(RunReviewIn, location="json", arg_name="body")
+@bp.input(FindingsPageQuery, location="query", arg_name="query")
 @bp.output(ReviewOut, status_code=201)
 @bp.doc(
     summary="Run the tactics review now",
     description="Runs and stores the review as of the given day (replacing one for that day; a run for "
     "the same day under way meanwhile is waited for, then replaced). "
-    "Managers and admins only; the answer holds the findings you may see.",
+    "Managers and admins only; the answer holds the first page of the findings you may see "
+    "(`findings_per_page` sets its size; GET /api/reviews/{id} gives the other pages).",
     tags=["Reviews"],
     responses={
         401: RESPONSES[401],
         403: "Reps may not run the review, or CSRF check failed",
     },
 )
-def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
+def run_review_now(body: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
     """Run the review and return it."""
     user = _caller()
     if user.role not in (Role.MANAGER, Role.ADMIN):
@@ -175,7 +211,7 @@ def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
     except ReviewParameterError as error:
         db.session.rollback()
         abort_api(422, f"Cannot run the review: {error}.")
-    return _shown(review)
+    return _shown(review, query)
 
 
 @bp.get("/reviews/latest")
@@ -183,6 +219,7 @@ def run_review_now(body: dict[str, Any]) -> dict[str, Any]:
 @bp.output(ReviewOut)
 @bp.doc(
     summary="The latest review",
+    description=PAGED,
     tags=["Reviews"],
     responses={**RESPONSES, **TEAM_RESPONSES, 404: "No review has run yet, or no such team"},
 )
@@ -197,7 +234,7 @@ def get_latest_review(query: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/reviews/<int:review_id>")
 @bp.input(RuleQuery, location="query", arg_name="query")
 @bp.output(ReviewOut)
-@bp.doc(summary="One review", tags=["Reviews"], responses={**RESPONSES, **TEAM_RESPONSES})
+@bp.doc(summary="One review", description=PAGED, tags=["Reviews"], responses={**RESPONSES, **TEAM_RESPONSES})
 def get_one_review(review_id: int, query: dict[str, Any]) -> dict[str, Any]:
     """Return one review with the findings you may see."""
     review = get_review(db.session, review_id) if is_valid_id(review_id) else None
