@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -111,7 +112,7 @@ def load_document(path: Path) -> dict[str, Any]:
             f"{path}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from error
     except ValueError as error:
-        raise ImportFileError(f"{path}: not valid JSON: {error}") from error
+        raise ImportFileError(f"{path}: not valid JSON: {error}{_where_constant(text)}") from error
     if not isinstance(document, dict):
         raise ImportFileError(
             f"{path}: the top level must be a JSON object with arrays {', '.join(STREAMS)}, "
@@ -127,6 +128,22 @@ def load_document(path: Path) -> dict[str, Any]:
 def _refuse_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity, which are not JSON and not amounts anyone meant.
     raise ValueError(f"{name} is not allowed in JSON")
+
+
+# A JSON string, or one of the constants Python's json reads and JSON has not: the first constant
+# outside a string is the one the parser refused, since everything before it parsed.
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _where_constant(text: str) -> str:
+    """Say where the first NaN or Infinity of a JSON text stands: " at line 3, column 19"."""
+    for match in _STRING_OR_CONSTANT.finditer(text):
+        if match.group(1):
+            start = match.start(1)
+            line = text.count("\n", 0, start) + 1
+            column = start - text.rfind("\n", 0, start)  # rfind gives -1 on the first line
+            return f" at line {line}, column {column}"
+    return ""
 
 
 def _json_kind(value: Any) -> str:

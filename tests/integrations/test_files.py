@@ -342,7 +342,13 @@ def test_values_the_format_forbids_are_reported_by_the_sync(db, tmp_path):
         ("", "not valid JSON: Expecting value at line 1, column 1"),
         (
             '{"accounts": [{"id": "A1", "name": "Acme", "annual_revenue": NaN}]}',
-            "not valid JSON: NaN is not allowed in JSON",
+            "not valid JSON: NaN is not allowed in JSON at line 1, column 62",
+        ),
+        (
+            # The words NaN and Infinity inside a string, even after an escaped quote, are not the culprit.
+            '{"accounts": [\n  {"id": "A1", "name": "NaN \\" Infinity"},\n'
+            '  {"id": "A2", "annual_revenue": -Infinity}]}',
+            "not valid JSON: -Infinity is not allowed in JSON at line 3, column 34",
         ),
         ('[{"id": "A1"}]', TOP_LEVEL + " an array"),
         ('"accounts"', TOP_LEVEL + " a string"),
