@@ -34,6 +34,32 @@ def get_review(session: DbSession, review_id: int) -> Review | None:
     return session.get(Review, review_id)
 
 
+def reviews_page(session: DbSession, *, page: int, per_page: int) -> Page[Review]:
+    """Return one page of the stored reviews, latest as-of date first; a page past the end is the last."""
+    total = session.scalar(select(func.count()).select_from(Review)) or 0
+    page = within_pages(page, total, per_page)
+    statement = select(Review).order_by(Review.as_of.desc()).limit(per_page).offset((page - 1) * per_page)
+    return Page(rows=list(session.scalars(statement)), total=total, page=page, per_page=per_page)
+
+
+def status_counts_by_review(
+    session: DbSession, review_ids: Iterable[int], owner_ids: set[int] | None
+) -> dict[int, dict[str, int]]:
+    """Count the findings of each review on accounts of `owner_ids` (None: all) per status, in one query."""
+    ids = list(review_ids)
+    counts = {review_id: dict.fromkeys(STATUSES, 0) for review_id in ids}
+    statement = (
+        select(Finding.review_id, Finding.status, func.count())
+        .where(Finding.review_id.in_(ids))
+        .group_by(Finding.review_id, Finding.status)
+    )
+    if owner_ids is not None:
+        statement = statement.where(Finding.owner_id.in_(owner_ids))
+    for review_id, status, count in session.execute(statement):
+        counts[review_id][status] = count
+    return counts
+
+
 @dataclass(frozen=True)
 class Team:
     """A manager's direct reports, as the review page groups them; `manager_id` None: no manager."""
@@ -201,14 +227,7 @@ def findings_page(
 
 def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:
     """Count the review's findings on accounts of `owner_ids` (None: all) per status, in one grouped query."""
-    statement = (
-        select(Finding.status, func.count()).where(Finding.review_id == review.id).group_by(Finding.status)
-    )
-    if owner_ids is not None:
-        statement = statement.where(Finding.owner_id.in_(owner_ids))
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update({status: count for status, count in session.execute(statement)})
-    return counts
+    return status_counts_by_review(session, [review.id], owner_ids)[review.id]
 
 
 def open_counts(session: DbSession, user: User, review: Review) -> tuple[int, int]:

@@ -222,6 +222,49 @@ def test_a_page_out_of_range_is_refused_by_name(db, client, bearer, org, scenari
     assert set(response.get_json()["error"]["detail"]["query"]) == {query.split("=")[0]}
 
 
+def test_the_reviews_that_ran_are_listed_latest_first_with_the_callers_counts(
+    db, client, bearer, org, scenario
+):
+    first = run_review(db, date(2026, 10, 24))
+    second = run_review(db, date(2026, 10, 31))
+    before = run_review(db, date(2026, 10, 17))  # run last, dated first: listed by as-of date
+    db.commit()
+
+    vp = client.get("/api/reviews", headers=bearer(org.vp)).get_json()
+    bob = client.get("/api/reviews?per_page=2&page=2", headers=bearer(org.bob)).get_json()
+
+    assert [(item["id"], item["as_of"]) for item in vp["items"]] == [
+        (second.id, "2026-10-31"),
+        (first.id, "2026-10-24"),
+        (before.id, "2026-10-17"),
+    ]
+    assert vp["pagination"] == {"page": 1, "per_page": 50, "total": 3, "pages": 1}
+    assert vp["items"][0]["parameters"] == {
+        "window_days": 30,
+        "min_activities": 5,
+        "stale_days": 60,
+        "timezone": "UTC",
+    }
+    # Anvil Works' contract and Amir's overdue plan fire on each day; the 31st adds Bob's unlinked week
+    # (five emails on the 25th). The 24th ran first, with no earlier review: its two findings stay new.
+    assert [item["findings"] for item in vp["items"]] == [
+        {"new": 1, "persisting": 2, "resolved": 0},
+        {"new": 2, "persisting": 0, "resolved": 0},
+        {"new": 2, "persisting": 0, "resolved": 0},
+    ]
+    assert [(item["as_of"], item["findings"]) for item in bob["items"]] == [
+        ("2026-10-17", {"new": 0, "persisting": 0, "resolved": 0})
+    ]
+    bob_first = client.get("/api/reviews?per_page=2", headers=bearer(org.bob)).get_json()["items"]
+    assert [item["findings"] for item in bob_first] == [  # his own Bluebird Freight only
+        {"new": 1, "persisting": 0, "resolved": 0},
+        {"new": 0, "persisting": 0, "resolved": 0},
+    ]
+    assert bob["pagination"] == {"page": 2, "per_page": 2, "total": 3, "pages": 2}
+    assert client.get("/api/reviews?per_page=201", headers=bearer(org.vp)).status_code == 422
+    assert client.get("/api/reviews").status_code == 401
+
+
 def test_managers_and_admins_run_a_review_and_get_their_scope_back(db, client, bearer, org, scenario):
     ran = client.post("/api/reviews", json={"as_of": "2026-10-31"}, headers=bearer(org.west))
 
@@ -329,6 +372,7 @@ def test_the_openapi_document_describes_the_review_routes(client):
     spec = client.get("/api/openapi.json").get_json()
 
     assert {"/api/reviews", "/api/reviews/latest", "/api/reviews/{review_id}"} <= set(spec["paths"])
+    assert set(spec["paths"]["/api/reviews"]) == {"get", "post"}
     # No 409: a second run for the same day waits for the first, then replaces it.
     assert set(spec["paths"]["/api/reviews"]["post"]["responses"]) == {"201", "401", "403", "422"}
     finding = spec["components"]["schemas"]["FindingOut"]["properties"]

@@ -55,10 +55,17 @@ def pagination_dict(page: Page[Any]) -> dict[str, int]:
     return {"page": page.page, "per_page": page.per_page, "total": page.total, "pages": page.pages}
 
 
-class AccountsQuery(Schema):
+class PageQuery(Schema):
+    """Which page of a list, and how long a page is."""
+
     class Meta:
         unknown = EXCLUDE
 
+    page = Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
+    per_page = Integer(load_default=50, validate=Range(min=1, max=MAX_PER_PAGE))
+
+
+class AccountsQuery(PageQuery):
     q = String(load_default=None, validate=Length(max=200), metadata={"description": "Name contains"})
     owner = Integer(
         load_default=None, validate=Range(min=1, max=MAX_ID), metadata={"description": "Owner id"}
@@ -67,8 +74,6 @@ class AccountsQuery(Schema):
         load_default=False, metadata={"description": "Only accounts with no active strategy"}
     )
     sort = String(load_default=DEFAULT_SORT, validate=OneOf(SORTS))
-    page = Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
-    per_page = Integer(load_default=50, validate=Range(min=1, max=MAX_PER_PAGE))
 
 
 class AccountSummaryOut(Schema):

@@ -27,6 +27,8 @@ from planning.findings import (
     findings_page,
     get_review,
     latest_review,
+    reviews_page,
+    status_counts_by_review,
     team_problem,
 )
 from planning.models import Review, Role, User
@@ -38,11 +40,12 @@ from planning.review import (
     RULES,
     STATUSES,
     ReviewParameterError,
+    review_parameters,
     review_to_dict,
     run_review_from_config,
 )
 from web.api import abort_api, bp
-from web.api.accounts import MAX_PAGE, PaginationOut, pagination_dict
+from web.api.accounts import MAX_PAGE, PageQuery, PaginationOut, pagination_dict
 
 # A review's findings come a page at a time: the VP of a 50,000-account org may see 17,000 of them.
 FINDINGS_PER_PAGE = 200
@@ -105,15 +108,35 @@ class ReviewParametersOut(Schema):
     timezone = String()
 
 
-class ReviewOut(Schema):
+class ReviewHeadOut(Schema):
     id = Integer()
     as_of = String(metadata={"format": "date"})
     created_at = String(metadata={"format": "date-time"})
     parameters = Nested(ReviewParametersOut)
+
+
+class ReviewOut(ReviewHeadOut):
     findings = List(Nested(FindingOut), metadata={"description": "One page of the findings you may see"})
     findings_pagination = Nested(
         PaginationOut, metadata={"description": "Which page of the findings this is, and how many there are"}
     )
+
+
+class FindingCountsOut(Schema):
+    new = Integer()
+    persisting = Integer()
+    resolved = Integer()
+
+
+class ReviewSummaryOut(ReviewHeadOut):
+    findings = Nested(
+        FindingCountsOut, metadata={"description": "How many of its findings you may see, by status"}
+    )
+
+
+class ReviewListOut(Schema):
+    items = List(Nested(ReviewSummaryOut))
+    pagination = Nested(PaginationOut)
 
 
 class RunReviewIn(Schema):
@@ -181,6 +204,36 @@ def _shown(review: Review, query: dict[str, Any]) -> dict[str, Any]:
         team=team,
     )
     return {**review_to_dict(review, page.rows), "findings_pagination": pagination_dict(page)}
+
+
+@bp.get("/reviews")
+@bp.input(PageQuery, location="query", arg_name="query")
+@bp.output(ReviewListOut)
+@bp.doc(
+    summary="The reviews that have run",
+    description="The latest as-of date first, each with how many of its findings you may see by status; "
+    "GET /api/reviews/{id} gives one with its findings.",
+    tags=["Reviews"],
+    responses={401: RESPONSES[401]},
+)
+def list_reviews(query: dict[str, Any]) -> dict[str, Any]:
+    """List the stored reviews, a page at a time, with the caller's finding counts."""
+    page = reviews_page(db.session, page=query["page"], per_page=query["per_page"])
+    owners = visible_owner_ids(db.session, _caller())
+    counts = status_counts_by_review(db.session, (review.id for review in page.rows), owners)
+    return {
+        "items": [
+            {
+                "id": review.id,
+                "as_of": review.as_of.isoformat(),
+                "created_at": review.created_at.isoformat(),
+                "parameters": review_parameters(review),
+                "findings": counts[review.id],
+            }
+            for review in page.rows
+        ],
+        "pagination": pagination_dict(page),
+    }
 
 
 @bp.post("/reviews")
