@@ -176,6 +176,9 @@ class _Fields:
 
     def _get(self, name: str, required: bool) -> Any:
         value = self.entry.get(name)
+        if isinstance(value, str) and not value.strip():
+            # A blank cell, as spreadsheet exports write it: left out, like null.
+            value = None
         if value is None and required:
             raise RecordInvalid(name, "is required")
         return value
@@ -186,8 +189,6 @@ class _Fields:
             return default
         if not isinstance(value, str):
             raise RecordInvalid(name, f"must be a string, got {_show(value)}")
-        if required and not value.strip():
-            raise RecordInvalid(name, "is required")
         return value
 
     def required_text(self, name: str) -> str:

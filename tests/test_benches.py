@@ -79,6 +79,7 @@ def test_the_review_benchmark_counts_what_it_built(tmp_path):
 
     assert (figures["accounts"], figures["small_accounts"], figures["activities"]) == (60, 6, 1200)
     assert figures["findings"] > 0
+    assert figures["floor_findings"] == figures["findings"]  # the floor writes as many rows as the review
 
 
 @pytest.mark.postgres

@@ -178,6 +178,50 @@ def test_lenient_forms_are_read_as_documented(tmp_path):
     assert (opportunity.amount, opportunity.is_closed) == (Decimal("49.99"), False)
 
 
+def test_blank_cells_are_left_out_like_null(db, tmp_path):
+    """A spreadsheet export writes "" for an empty cell: the VP's manager, an unknown owner or amount."""
+    blank = {
+        "users": [
+            {
+                "id": "U1",
+                "email": "vera@example.com",
+                "name": "Vera Park",
+                "role": "manager",
+                "manager_id": "",
+            },
+            {
+                "id": "U2",
+                "email": "max@example.com",
+                "name": "Max Lane",
+                "role": "manager",
+                "manager_id": "U1",
+            },
+            {"id": "U3", "email": "rita@example.com", "name": "Rita Rep", "role": " ", "manager_id": "U2"},
+        ],
+        "accounts": [{"id": "A1", "name": "Acme", "owner_id": "U3", "industry": "", "annual_revenue": " "}],
+        "opportunities": [
+            {"id": "O1", "account_id": "A1", "name": "Deal", "owner_id": "", "amount": "", "close_date": ""}
+        ],
+        "strategies": [{"id": "S1", "account_id": "A1", "author_id": "", "target_date": "", "status": ""}],
+    }
+
+    run = run_sync(db, FileSource(write(tmp_path, blank)))
+
+    assert (run.status, run.inserted, run.failed, run.errors) == ("succeeded", 6, 0, [])
+    users = {user.email: user for user in db.scalars(select(User))}
+    assert users["vera@example.com"].manager is None  # the VP
+    assert users["max@example.com"].manager is users["vera@example.com"]
+    assert (users["rita@example.com"].role, users["rita@example.com"].manager) == (
+        Role.REP, users["max@example.com"]
+    )  # fmt: skip
+    account = db.scalars(select(Account)).one()
+    assert (account.industry, account.annual_revenue) == (None, None)
+    opportunity = db.scalars(select(Opportunity)).one()
+    assert (opportunity.owner, opportunity.amount, opportunity.close_date) == (None, None, None)
+    strategy = db.scalars(select(Strategy)).one()
+    assert (strategy.author, strategy.target_date, strategy.status) == (None, None, "draft")
+
+
 @pytest.mark.parametrize(
     ("stream", "entry", "expected"),
     [
@@ -286,7 +330,8 @@ def test_lenient_forms_are_read_as_documented(tmp_path):
         ),
         ("accounts", {"name": "No id"}, (None, "id", "entry 0 has no id")),
         ("accounts", {"id": 1.5, "name": "Float id"}, (None, "id", "entry 0: id must be a string, got 1.5")),
-        ("accounts", {"id": "", "name": "Empty id"}, (None, "id", "entry 0: id must not be empty")),
+        ("accounts", {"id": " ", "name": "Blank id"}, (None, "id", "entry 0 has no id")),
+        ("activities", {"id": "T7", "account_id": "", "kind": "call"}, ("T7", "account_id", "is required")),
         ("accounts", "A1", (None, None, "entry 0 must be an object, got a string")),
         ("activities", ["T1", "A1"], (None, None, "entry 0 must be an object, got an array")),
     ],
