@@ -75,11 +75,20 @@ class FileSource:
         entries = self._load().get(stream) or []
         records: list[Record] = []
         errors: list[RecordError] = []
+        first_at: dict[str, int] = {}  # each id's first entry: a file holds one record per id
         for index, entry in enumerate(entries):
             try:
-                records.append(parse(entry, index))
+                record = parse(entry, index)
             except _BadEntry as bad:
                 errors.append(RecordError(stream, bad.external_id, bad.field, bad.message))
+            else:
+                external_id = getattr(record, "external_id", "")
+                first = first_at.setdefault(external_id, index)
+                if first == index:
+                    records.append(record)
+                else:
+                    message = f"entry {index} repeats the id of entry {first}; only the first is imported"
+                    errors.append(RecordError(stream, external_id, "id", message))
             if len(records) + len(errors) >= BATCH_SIZE:
                 yield Batch(stream, records, errors)
                 records, errors = [], []

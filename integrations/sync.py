@@ -409,6 +409,10 @@ class _Engine:
         self._users_without_role: set[str] = set()
         # CRM ids of the users read in this run: only their records may clear a manager or report errors.
         self._users_seen: set[str] = set()
+        # Users who were managers with no one above them (the VP) before this run's records changed them.
+        self._users_at_top: set[int] = set()
+        # Emails of users whose record in this run says they are reps: they may not be anyone's manager.
+        self._users_made_reps: set[str] = set()
         # "<strategy's CRM id> <field>" of each field changed both in StratLink and in the import: kept.
         self._kept_local: list[str] = []
 
@@ -756,8 +760,12 @@ class _Engine:
         if len(email) > 320:
             self._error(stream, record.external_id, "email", "is longer than 320 characters")
             return
+        if record.role == Role.REP:
+            self._users_made_reps.add(email)
         if identity is not None:
             self._users_seen.add(record.external_id)
+            if identity.user.role == Role.MANAGER and identity.user.manager_id is None:
+                self._users_at_top.add(identity.user_id)
             unchanged = same_content(identity.content_hash, digest, values)
             if unchanged or _older(modified_at, identity.crm_modified_at):
                 if unchanged and record.role is None:
@@ -777,6 +785,16 @@ class _Engine:
             self.tally.updated += 1
         else:
             found = by_email.get(email)
+            if found is not None:
+                conflict = self._conflicting_identity(found, record)
+                if conflict is not None:
+                    self._error(
+                        stream,
+                        record.external_id,
+                        "email",
+                        f"{email!r} is already {conflict}'s, with another role or manager",
+                    )
+                    return
             if found is None:
                 found = User(email=email, name=name, role=Role(record.role or Role.REP), active=record.active)
                 self.session.add(found)
@@ -801,8 +819,31 @@ class _Engine:
         else:
             self._users_without_role.discard(email)
 
+    def _conflicting_identity(self, user: User, record: UserRecord) -> str | None:
+        """Return the CRM id of another record of this source that is `user` but disagrees with `record`.
+
+        Two CRM users with one email are one StratLink user (a person with two logins); but when they
+        disagree on role or manager, merging them would let the later one silently make a manager
+        someone's rep, or move them to another team.
+        """
+        for identity in user.identities:
+            if identity.source != self.source.name or identity.external_id == record.external_id:
+                continue
+            other_role = (
+                record.role is not None and user.role != Role.ADMIN and Role(record.role) != user.role
+            )
+            if other_role or identity.manager_external_id != record.manager_external_id:
+                return identity.external_id
+        return None
+
     def _finish_users(self) -> None:
-        """Set each user's manager from the CRM ids, then make managers of role-less users who manage."""
+        """Set each user's manager from the CRM ids, then make managers of role-less users who manage.
+
+        A manager_id that names no user, the user themselves, or someone the record made a rep is
+        reported and not applied. A manager left with none above them that way would read as the VP
+        and see every account: unless they were at the top before this run, they are kept from signing
+        in until a record names their manager, and their record is applied again on the next sync.
+        """
         session = self.session
         identities = list(
             session.scalars(select(UserIdentity).where(UserIdentity.source == self.source.name))
@@ -811,6 +852,7 @@ class _Engine:
         users = {
             user.id: user for user in session.scalars(select(User).where(User.id.in_(set(user_of.values()))))
         }
+        refused: list[tuple[UserIdentity, str]] = []
         for identity in identities:
             seen = identity.external_id in self._users_seen
             manager_external_id = identity.manager_external_id
@@ -821,14 +863,10 @@ class _Engine:
                     user.manager_id = None
                 continue
             manager_id = user_of.get(manager_external_id)
-            if manager_id is None or manager_id == user.id:
+            problem = self._manager_problem(user, manager_external_id, users.get(manager_id or 0))
+            if problem is not None:
                 if seen:
-                    message = (
-                        f"unknown manager {manager_external_id!r}"
-                        if manager_id is None
-                        else "a user cannot be their own manager"
-                    )
-                    self._error("users", identity.external_id, "manager_id", message)
+                    refused.append((identity, problem))
                 continue
             user.manager_id = manager_id
         managing = {user.manager_id for user in users.values() if user.manager_id is not None}
@@ -839,7 +877,55 @@ class _Engine:
                 and user.email.lower() in self._users_without_role
             ):
                 user.role = Role.MANAGER
+        for identity, problem in refused:
+            user = users[identity.user_id]
+            if user.role == Role.MANAGER and user.manager_id is None and user.id not in self._users_at_top:
+                user.active = False
+                problem += (
+                    "; imported without sign-in until a record names their manager, since a manager"
+                    " with no one above them sees every account, as the VP"
+                )
+            identity.content_hash = None  # applied again next time, whatever it then says
+            self._error("users", identity.external_id, "manager_id", problem)
+        for identity, loop in self._manager_loops(identities, users):
+            self._error("users", identity.external_id, "manager_id", f"managers in a loop: {loop}")
         self._commit()
+
+    def _manager_problem(self, user: User, manager_external_id: str, manager: User | None) -> str | None:
+        """Say why `user` may not report to the user with CRM id `manager_external_id`, if they may not."""
+        if manager is None:
+            return f"unknown manager {manager_external_id!r}"
+        if manager is user:
+            return "a user cannot be their own manager"
+        if manager.role == Role.REP and manager.email.lower() in self._users_made_reps:
+            return f"{manager_external_id!r} is a rep: a manager must be a manager or an admin"
+        return None
+
+    def _manager_loops(
+        self, identities: Sequence[UserIdentity], users: Mapping[int, User]
+    ) -> list[tuple[UserIdentity, str]]:
+        """Find the users read in this run who are their own manager's manager, at any depth.
+
+        Each comes with the loop in CRM ids ("C1 → C2 → C1"). Nobody in a loop is at its top, so a loop
+        gives no one the VP's view; it is reported so that the file or the CRM gets fixed.
+        """
+        external_of = {identity.user_id: identity.external_id for identity in identities}
+        found: list[tuple[UserIdentity, str]] = []
+        for identity in identities:
+            if identity.external_id not in self._users_seen:
+                continue
+            chain = [identity.user_id]
+            manager_id = users[identity.user_id].manager_id
+            while manager_id is not None and manager_id not in chain and len(chain) <= len(users):
+                chain.append(manager_id)
+                manager = users.get(manager_id)
+                manager_id = manager.manager_id if manager is not None else None
+            if manager_id == identity.user_id:
+                names = [
+                    external_of.get(user_id, f"user {user_id}") for user_id in [*chain, identity.user_id]
+                ]
+                found.append((identity, " → ".join(names)))
+        return found
 
     # Strategies (import files and the demo only; CRMs do not hold them) --------------------------
 

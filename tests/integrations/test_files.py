@@ -222,6 +222,20 @@ def test_blank_cells_are_left_out_like_null(db, tmp_path):
     assert (strategy.author, strategy.target_date, strategy.status) == (None, None, "draft")
 
 
+def test_a_repeated_id_is_reported_and_only_its_first_record_lands(db, tmp_path):
+    document = example()
+    document["accounts"].append({"id": "A1", "name": "Acme Corp (copy)"})
+    document["accounts"].append({"id": " A1 ", "name": "Acme Corp (third)"})
+
+    run = run_sync(db, FileSource(write(tmp_path, document)))
+
+    assert [(e["stream"], e["external_id"], e["message"]) for e in run.errors] == [
+        ("accounts", "A1", "entry 1 repeats the id of entry 0; only the first is imported"),
+        ("accounts", "A1", "entry 2 repeats the id of entry 0; only the first is imported"),
+    ]
+    assert db.scalars(select(Account.name)).all() == ["Acme Corp"]
+
+
 @pytest.mark.parametrize(
     ("stream", "entry", "expected"),
     [

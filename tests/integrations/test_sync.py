@@ -636,6 +636,96 @@ def test_an_unknown_manager_is_reported_and_the_user_still_lands(db):
     assert run.status == "partial"
 
 
+def test_a_manager_whose_manager_is_unknown_does_not_become_the_vp(db, client):
+    """A typo in a manager's manager_id used to leave them with no one above them: the VP's view of
+    every account. They land, reported, kept from signing in until a record names their manager."""
+    lina = UserRecord("U2", "lina@example.com", "Lina", role="manager", manager_external_id="U_VPX")
+    records = [VP, lina, UserRecord("U3", "rita@example.com", "Rita", role="rep", manager_external_id="U2")]
+
+    run = run_sync(db, memory_source(users=records))
+
+    assert [(e["external_id"], e["message"]) for e in run.errors] == [
+        (
+            "U2",
+            "unknown manager 'U_VPX'; imported without sign-in until a record names their manager, since a"
+            " manager with no one above them sees every account, as the VP",
+        )
+    ]
+    users = {user.email: user for user in db.scalars(select(User))}
+    assert (users["lina@example.com"].manager, users["lina@example.com"].active) == (None, False)
+    assert users["rita@example.com"].manager is users["lina@example.com"]  # her team lands whole
+    token = issue_api_token(db, users["lina@example.com"])
+    db.commit()
+    assert client.get("/api/accounts", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    # The same file again, unchanged: still refused (her record is applied again, not skipped as unchanged).
+    again = run_sync(db, memory_source(users=records))
+    assert [e["external_id"] for e in again.errors] == ["U2"]
+    # Fixed: she reports to the VP and signs in again.
+    fixed = run_sync(db, memory_source(users=[VP, dataclasses.replace(lina, manager_external_id="U1")]))
+    assert fixed.errors == []
+    db.expire_all()
+    lina_now = db.scalars(select(User).where(User.email == "lina@example.com")).one()
+    assert (lina_now.manager.email, lina_now.active) == ("vera@example.com", True)
+
+
+def test_the_vp_stays_the_vp_when_a_record_names_an_unknown_manager(db):
+    run_sync(db, memory_source(users=[VP]))
+
+    run = run_sync(db, memory_source(users=[dataclasses.replace(VP, manager_external_id="U9")]))
+
+    assert [(e["external_id"], e["message"]) for e in run.errors] == [("U1", "unknown manager 'U9'")]
+    vera = db.scalars(select(User)).one()
+    assert (vera.role, vera.manager, vera.active) == (Role.MANAGER, None, True)
+
+
+def test_a_rep_cannot_be_someones_manager_and_loops_are_reported(db):
+    records = [
+        VP,
+        UserRecord("D1", "dan@example.com", "Dan", role="rep", manager_external_id="U1"),
+        UserRecord("E1", "eve@example.com", "Eve", role="rep", manager_external_id="D1"),
+        UserRecord("C1", "cy@example.com", "Cy", role="manager", manager_external_id="C2"),
+        UserRecord("C2", "cleo@example.com", "Cleo", role="manager", manager_external_id="C1"),
+        UserRecord("S1", "sam@example.com", "Sam", role="manager", manager_external_id="S1"),
+    ]
+
+    run = run_sync(db, memory_source(users=records))
+
+    assert sorted((e["external_id"], e["message"]) for e in run.errors) == [
+        ("C1", "managers in a loop: C1 → C2 → C1"),
+        ("C2", "managers in a loop: C2 → C1 → C2"),
+        ("E1", "'D1' is a rep: a manager must be a manager or an admin"),
+        (
+            "S1",
+            "a user cannot be their own manager; imported without sign-in until a record names their"
+            " manager, since a manager with no one above them sees every account, as the VP",
+        ),
+    ]
+    users = {user.email: user for user in db.scalars(select(User))}
+    assert users["eve@example.com"].manager is None  # a rep with no manager sees only her own accounts
+    assert users["cy@example.com"].manager is users["cleo@example.com"]  # no one at the top: no VP made
+
+
+def test_two_crm_users_with_one_email_merge_only_when_they_agree(db):
+    records = [
+        VP,
+        UserRecord("E1", "ann@example.com", "Ann", role="manager", manager_external_id="U1"),
+        UserRecord("E2", "Ann@Example.com", "Ann (second login)", role="manager", manager_external_id="U1"),
+        UserRecord("E3", "ANN@example.com", "Ann again", role="rep"),
+        UserRecord("B1", "bob@example.com", "Bob", role="rep", manager_external_id="E1"),
+    ]
+
+    run = run_sync(db, memory_source(users=records))
+
+    assert [(e["external_id"], e["field"], e["message"]) for e in run.errors] == [
+        ("E3", "email", "'ann@example.com' is already E1's, with another role or manager")
+    ]
+    ann = db.scalars(select(User).where(User.email == "ann@example.com")).one()
+    assert (ann.role, ann.manager.email) == (Role.MANAGER, "vera@example.com")  # not made a rep
+    assert sorted(identity.external_id for identity in ann.identities) == ["E1", "E2"]
+    assert db.scalar(select(User.manager_id).where(User.email == "bob@example.com")) == ann.id
+
+
 def test_a_manager_arriving_in_a_later_sync_is_attached(db):
     run_sync(db, memory_source(users=[REP]))
     run_sync(db, memory_source(users=[MANAGER]))
