@@ -350,6 +350,24 @@ def test_a_body_that_is_not_json_is_refused_saying_so_and_runs_nothing(db, clien
     assert db.scalar(select(func.count()).select_from(Review)) == 0
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", None], ids=["form", "text", "none"]
+)
+def test_a_body_that_is_not_sent_as_json_is_refused_and_runs_nothing(db, client, bearer, org, content_type):
+    """curl -d sends a form type by default: the body used to be ignored and today's review run instead."""
+    headers = {**bearer(org.vp), **({"Content-Type": content_type} if content_type else {})}
+
+    response = client.post("/api/reviews", data=b'{"as_of": "2026-10-31"}', headers=headers)
+
+    assert response.status_code == 415
+    error = response.get_json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert error["message"].startswith(
+        "The request body must be JSON, sent with Content-Type: application/json"
+    )
+    assert db.scalar(select(func.count()).select_from(Review)) == 0
+
+
 def test_missing_reviews_are_json_404s(db, client, bearer, org):
     headers = bearer(org.vp)
 

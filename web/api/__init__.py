@@ -107,7 +107,15 @@ def require_signed_in_user() -> None:
 
 @bp.before_request
 def refuse_malformed_json() -> None:
-    """Say that a JSON body does not parse, and where (the parser's own 400 says only "not understood")."""
+    """Say that a JSON body does not parse, and where (the parser's own 400 says only "not understood");
+    refuse a body of another type, which would otherwise be ignored as if no body had come (curl's
+    default form type made POST /api/reviews run today's review instead of the day it asked for)."""
+    if not request.is_json and request.get_data(cache=True):
+        abort_api(
+            415,
+            f"The request body must be JSON, sent with Content-Type: application/json "
+            f"(this one came as {request.mimetype or 'no type'!r}).",
+        )
     if request.is_json and request.get_data(cache=True):
         try:
             json.loads(request.get_data(cache=True))
