@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, abort, flash, render_template, request
+from flask import Blueprint, Flask, abort, current_app, flash, has_app_context, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -25,6 +26,7 @@ from planning.accounts import (
     owner_choices,
 )
 from planning.models import ActivityKind
+from planning.review import ReviewParameterError, day_window, zone_for
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -118,18 +120,25 @@ KIND_VALUES = [kind.value for kind in ActivityKind]
 
 
 def parse_day(raw: str | None, *, end: bool = False) -> datetime | None:
-    """Turn a YYYY-MM-DD filter into a UTC bound: the start of that day, or of the next one for `end`."""
+    """Turn a YYYY-MM-DD filter into a UTC bound: the start of that day in the org's time zone, or of
+    the next one for `end`."""
     try:
         day = date.fromisoformat((raw or "").strip())
-    except ValueError:
+        start, after = day_window(day, 1, display_zone().key)
+    except (ValueError, OverflowError):  # not a day; or 0001-01-01 / 9999-12-31, with no day beside them
         return None
-    moment = datetime.combine(day, time(), tzinfo=UTC)
-    if not end:
-        return moment
+    return after if end else start
+
+
+def display_zone() -> ZoneInfo:
+    """The org's time zone, in which pages show days and times: REVIEW_TIMEZONE (UTC if unset or unknown,
+    and outside an app)."""
+    if not has_app_context():
+        return ZoneInfo("UTC")
     try:
-        return moment + timedelta(days=1)
-    except OverflowError:  # 9999-12-31: nothing comes after it
-        return None
+        return zone_for(current_app.config.get("REVIEW_TIMEZONE") or "UTC")
+    except ReviewParameterError:
+        return ZoneInfo("UTC")
 
 
 # --- Formatting for templates ---------------------------------------------------------------
@@ -163,7 +172,7 @@ def ago(moment: datetime | date | None, now: datetime | None = None) -> str:
         return "—"
     now = now or datetime.now(UTC)
     if not isinstance(moment, datetime):
-        days = (moment - now.date()).days
+        days = (moment - now.astimezone(display_zone()).date()).days
         if days == 0:
             return "today"
         if days == -1:
@@ -187,13 +196,20 @@ def ago(moment: datetime | date | None, now: datetime | None = None) -> str:
 
 
 def long_date(moment: datetime | date | None) -> str:
+    """Say a day in full, "1 Nov 2026"; a moment on its day in the org's time zone."""
     if moment is None:
         return "—"
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        moment = moment.astimezone(display_zone())
     return f"{moment.day} {moment:%b %Y}"
 
 
 def date_time(moment: datetime | None) -> str:
-    return "—" if moment is None else f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+    """Say a moment in the org's time zone, naming it: "1 Nov 2026, 08:59 JST"."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(display_zone()) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
 
 
 def safe_url(url: str | None) -> str | None:

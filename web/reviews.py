@@ -187,7 +187,7 @@ def review_day(moment: datetime, review: Review) -> str:
         zone = zone_for(review.timezone)
     except ReviewParameterError:  # a zone the stored review names that this machine no longer knows
         zone = ZoneInfo("UTC")
-    return long_date(moment.astimezone(zone))
+    return long_date(moment.astimezone(zone).date())
 
 
 def init_app(app: Flask) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from extensions import db as _db
 from planning.accounts import get_account_detail, headline, list_account_activities, list_accounts
 from planning.models import StrategyStatus
-from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy
+from tests.factories import link, make_account, make_activity, make_opportunity, make_strategy, utc
 from web.accounts import ago, money, safe_url
 
 NOW = datetime.now(UTC)
@@ -376,6 +376,27 @@ def test_a_timeline_day_that_is_not_a_date_is_named_and_dropped(client, db, org,
     assert 'value="2026-12-31"' in html  # the good day stays, and draws no message
     assert html.count("filter is off") == 1
     assert "Plant tour" in html
+
+
+def test_pages_show_days_and_times_in_the_orgs_time_zone(app, client, db, org, login_as):
+    """The review names the day in REVIEW_TIMEZONE; the account page it links to said the UTC day."""
+    app.config["REVIEW_TIMEZONE"] = "Asia/Tokyo"  # UTC+9
+    make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 31, 23, 59), subject="Late call")
+    make_activity(db, account=org.ann_account, occurred_at=utc(2026, 10, 31, 14, 0), subject="Afternoon")
+    login_as(org.ann)
+
+    page = client.get(f"/accounts/{org.ann_account.id}").get_data(as_text=True)
+    tokyo_first = client.get(f"/accounts/{org.ann_account.id}?from=2026-11-01&to=2026-11-01").get_data(
+        as_text=True
+    )
+
+    assert "1 Nov 2026, 08:59 JST" in page  # 23:59 UTC on 31 October
+    assert "Late call" in tokyo_first and "Afternoon" not in tokyo_first  # 23:00 in Tokyo on the 31st
+    app.config["REVIEW_TIMEZONE"] = "UTC"
+    utc_first = client.get(f"/accounts/{org.ann_account.id}?from=2026-11-01&to=2026-11-01").get_data(
+        as_text=True
+    )
+    assert "Late call" not in utc_first
 
 
 def test_a_crm_link_that_is_not_http_is_never_rendered(client, db, org, login_as):
