@@ -18,10 +18,10 @@ from flask_migrate import upgrade
 from extensions import db, needs_current_schema, schema_problem
 from integrations.base import Source, SourceError
 from integrations.sources import UnknownSource, get_source
-from integrations.sync import SyncNotStarted, run_sync
+from integrations.sync import MAX_STORED_ERRORS, SyncNotStarted, run_sync
 from planning.models import SyncRun
 
-# The summary lists this many errors; the run keeps up to 500 and counts them all.
+# The summary lists this many errors; the run keeps up to MAX_STORED_ERRORS of them.
 ERRORS_SHOWN = 10
 
 
@@ -94,13 +94,14 @@ def sync_with_progress(source: Source, *, full: bool) -> SyncRun:
         raise click.ClickException(str(error)) from error
     finally:
         counter.close()
-    for line in summary_lines(run, time.monotonic() - started):
+    base_url = (current_app.config.get("STRATLINK_BASE_URL") or "").rstrip("/")
+    for line in summary_lines(run, time.monotonic() - started, base_url):
         click.echo(line)
     return run
 
 
-def summary_lines(run: SyncRun, seconds: float) -> list[str]:
-    """Describe a finished run: status, counts, the first errors and how many more there are."""
+def summary_lines(run: SyncRun, seconds: float, base_url: str = "") -> list[str]:
+    """Describe a finished run: status, counts (failed: records), the first errors, and where the rest are."""
     lines = [
         f"Sync run {run.id} from {run.source}: {run.status} in {seconds:.1f} s",
         f"  inserted {run.inserted:,}, updated {run.updated:,}, "
@@ -108,15 +109,19 @@ def summary_lines(run: SyncRun, seconds: float) -> list[str]:
     ]
     if run.message:
         lines.append(f"  {run.message}")
-    shown = run.errors[:ERRORS_SHOWN]
+    errors = run.errors or []
+    shown = errors[:ERRORS_SHOWN]
     if shown:
         lines.append("  Errors:")
         lines.extend(f"    {_describe(error)}" for error in shown)
-    more = run.failed - len(shown)
+    more = len(errors) - len(shown)
     if more > 0:
-        kept = len(run.errors) - len(shown)
-        where = f"the next {kept} are stored on sync run {run.id}" if kept else f"see sync run {run.id}"
-        lines.append(f"  ... and {more:,} more error{'s' if more != 1 else ''} ({where})")
+        # A run stores its first MAX_STORED_ERRORS errors; past that it only counts failed records.
+        at_least = "at least " if len(errors) >= MAX_STORED_ERRORS else ""
+        lines.append(
+            f"  ... and {at_least}{more:,} more error{'s' if more != 1 else ''}, "
+            f"listed on {base_url}/admin/sync-runs/{run.id}/errors (admins)"
+        )
     return lines
 
 

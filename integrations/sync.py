@@ -298,26 +298,52 @@ def _digest(data: bytes) -> str:
 
 @dataclass
 class _Tally:
-    """Counts and errors of a run; `checkpoint`/`restore` keep them in step with what was committed."""
+    """Counts and errors of a run; `checkpoint`/`restore` keep them in step with what was committed.
+
+    `failed` counts records, not errors: a record the engine finds two faults in is one failed record.
+    """
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
     errors: list[dict[str, str | None]] = field(default_factory=list)
-    _saved: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    _failed_keys: list[tuple[str, str]] = field(default_factory=list)  # in order, for `restore`
+    _saved: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
 
-    def add_error(self, error: RecordError) -> None:
-        self.failed += 1
+    def add_error(self, error: RecordError, *, whole_record: bool = False) -> None:
+        """Keep `error`; count its record as failed unless an earlier error already did. A source's own
+        error (`whole_record`) stands for one record it read and dropped, even where an id repeats."""
+        key = (
+            (error.stream, error.external_id) if error.external_id is not None and not whole_record else None
+        )
+        if key is None or key not in self._failed_set:
+            self.failed += 1
+            if key is not None:
+                self._failed_keys.append(key)
+                self._failed_set.add(key)
         if len(self.errors) < MAX_STORED_ERRORS:
             self.errors.append(error.as_dict())
 
+    def __post_init__(self) -> None:
+        self._failed_set: set[tuple[str, str]] = set(self._failed_keys)
+
     def checkpoint(self) -> None:
-        self._saved = (self.inserted, self.updated, self.unchanged, self.failed, len(self.errors))
+        self._saved = (
+            self.inserted,
+            self.updated,
+            self.unchanged,
+            self.failed,
+            len(self.errors),
+            len(self._failed_keys),
+        )
 
     def restore(self) -> None:
-        self.inserted, self.updated, self.unchanged, self.failed, kept = self._saved
+        self.inserted, self.updated, self.unchanged, self.failed, kept, keys = self._saved
         del self.errors[kept:]
+        for key in self._failed_keys[keys:]:
+            self._failed_set.discard(key)
+        del self._failed_keys[keys:]
 
     def write_to(self, run: SyncRun) -> None:
         run.inserted = self.inserted
@@ -531,7 +557,7 @@ class _Engine:
             handled = len(chunk)
             if number == 0:
                 for error in batch.errors:
-                    self.tally.add_error(error)
+                    self.tally.add_error(error, whole_record=True)
                 handled += len(batch.errors)
             if chunk:
                 handler(stream, chunk)

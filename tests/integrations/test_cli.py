@@ -93,7 +93,7 @@ def test_sync_from_a_file_prints_progress_and_a_summary(runner, db, tmp_path):
     assert db.scalar(select(func.count()).select_from(Activity)) == 2
 
 
-def test_the_summary_lists_the_first_ten_errors_and_counts_the_rest(runner, db, tmp_path):
+def test_the_summary_lists_the_first_ten_errors_and_says_where_the_rest_are(app, runner, db, tmp_path):
     document = dict(DOCUMENT)
     document["activities"] = [
         {"id": f"T{n}", "account_id": "A1", "kind": "call", "occurred_at": "yesterday"} for n in range(13)
@@ -109,7 +109,8 @@ def test_the_summary_lists_the_first_ten_errors_and_counts_the_rest(runner, db, 
     assert lines[3] == "    activities T0 occurred_at: 'yesterday' is not an ISO 8601 time"
     assert len([line for line in lines if line.startswith("    activities ")]) == 10
     run_id = db.scalar(select(SyncRun.id))
-    assert lines[-1] == f"  ... and 4 more errors (the next 4 are stored on sync run {run_id})"
+    base = app.config["STRATLINK_BASE_URL"]
+    assert lines[-1] == f"  ... and 4 more errors, listed on {base}/admin/sync-runs/{run_id}/errors (admins)"
 
 
 def test_a_malformed_file_fails_the_run_with_exit_code_1(runner, db, tmp_path):

@@ -924,6 +924,7 @@ def test_strategy_references_that_do_not_resolve_are_reported(db):
         ("S3", "activity_ids", "unknown activity 'T404'"),
         ("S3", "activity_ids", "activity 'T9' belongs to another account"),
     ]
+    assert run.failed == 3  # records, not errors: S3's two refused links are one record with faults
     assert db.scalars(select(Strategy.external_id)).all() == ["S3"]
     assert db.scalars(select(Activity.external_id).join(Link)).all() == ["T1"]
 

@@ -191,14 +191,18 @@ def test_every_error_a_sync_run_kept_is_one_click_from_the_admin_page(
         }
         for n in range(18)
     ]
-    run = add_run(db, 1, status="partial", inserted=40, failed=520, errors=errors)
+    # Failed counts records: 18 errors on 12 records (some with two faults).
+    run = add_run(db, 1, status="partial", inserted=40, failed=12, errors=errors)
+    capped = add_run(db, 2, status="partial", inserted=0, failed=520, errors=(errors * 28)[:500])
     client = login_as(admin)
 
     page = client.get("/admin").get_data(as_text=True)
     listed = client.get(f"/admin/sync-runs/{run.id}/errors").get_data(as_text=True)
+    full = " ".join(client.get(f"/admin/sync-runs/{capped.id}/errors").get_data(as_text=True).split())
 
-    assert f'<a href="/admin/sync-runs/{run.id}/errors">and 517 more</a>' in page
+    assert f'<a href="/admin/sync-runs/{run.id}/errors">and 15 more</a>' in page
     assert all(f"00T{n}" in listed for n in range(18))
     assert "bad &lt;b&gt;17&lt;/b&gt;" in listed and "<b>17" not in listed
-    assert "502 more were counted but not kept" in " ".join(listed.split())
+    assert "had more" not in listed
+    assert "A run keeps its first 500 errors; this one had more. In all, 520 records failed." in full
     assert client.get("/admin/sync-runs/999999/errors").status_code == 404
