@@ -91,3 +91,26 @@ def test_past_the_page_limit_the_vp_picks_a_team_and_comes_back(app, page, org, 
     page.get_by_role("link", name="all teams").click()
     expect(page).to_have_url(re.compile(r"/reviews\?rule=stale_strategy$"))
     expect(page.locator("tr.finding a.account-link")).to_have_text(["Amber Foods", "Bluebird Freight"])
+
+
+def test_a_long_unbroken_name_wraps_inside_the_findings_table(db, page, org):
+    from playwright.sync_api import expect
+
+    name = "Harborview" + "X" * 300  # a CRM field with no space in it
+    account = make_account(db, owner=org.ann, name=name)
+    make_activity(db, account=account, kind="contract", occurred_at=datetime.now(UTC) - timedelta(days=1))
+    make_opportunity(db, account=account, amount=250_000)
+    run_review(db, datetime.now(UTC).date())
+    db.commit()
+
+    page.goto("/reviews")
+    page.get_by_role("button", name=re.compile(r"Sign in as Vera Park")).click()
+
+    account_link = page.get_by_role("link", name=name)
+    expect(account_link).to_be_visible()
+    # It ran on, over the pipeline and the oldest activity beside it.
+    name_box = account_link.bounding_box()
+    pipeline_box = page.get_by_text("$250,000").bounding_box()
+    assert name_box is not None and pipeline_box is not None
+    assert name_box["x"] + name_box["width"] <= pipeline_box["x"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
