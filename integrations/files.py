@@ -60,7 +60,9 @@ class FileSource:
         """Build the source from `path`, or from STRATLINK_IMPORT_PATH when no path is given."""
         chosen = path or config.get("STRATLINK_IMPORT_PATH") or None
         if chosen is None:
-            raise ImportFileError("no import file given: pass --path FILE or set STRATLINK_IMPORT_PATH")
+            raise ImportFileError(
+                "no import file given: set STRATLINK_IMPORT_PATH (or pass --path FILE to the sync command)"
+            )
         source = cls(chosen)
         if not source.path.is_file():
             raise ImportFileError(f"import file {str(source.path)!r} does not exist or is not a file")

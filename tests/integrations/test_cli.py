@@ -142,7 +142,10 @@ def test_a_sync_while_another_of_its_source_runs_says_so_and_exits_1(runner, db,
             ["sync", "--source", "nope"],
             "unknown source 'nope'; choose one of demo, file, salesforce, hubspot",
         ),
-        (["sync", "--source", "file"], "no import file given: pass --path FILE or set STRATLINK_IMPORT_PATH"),
+        (
+            ["sync", "--source", "file"],
+            "no import file given: set STRATLINK_IMPORT_PATH (or pass --path FILE to the sync command)",
+        ),
         (
             ["sync", "--source", "file", "--path", "/nonexistent/org.json"],
             "import file '/nonexistent/org.json' does",

@@ -447,7 +447,8 @@ def test_without_a_path_the_configured_one_is_used_and_none_at_all_is_refused(tm
     source = get_source("file", {"STRATLINK_IMPORT_PATH": str(path)}, path=None)
     assert isinstance(source, FileSource) and source.path == path
     with pytest.raises(
-        ImportFileError, match="no import file given: pass --path FILE or set STRATLINK_IMPORT_PATH"
+        ImportFileError,
+        match=r"no import file given: set STRATLINK_IMPORT_PATH \(or pass --path FILE to the sync command\)",
     ):
         FileSource.from_config({"STRATLINK_IMPORT_PATH": ""})
 
