@@ -1,5 +1,6 @@
 """`flask --app app review [--as-of YYYY-MM-DD] [--send-digest]`: run the tactics review now;
-`flask --app app digest [--as-of YYYY-MM-DD]`: email a stored review's digest."""
+`flask --app app digest [--as-of YYYY-MM-DD]`: email a stored review's digest;
+`flask --app app delete-review --as-of YYYY-MM-DD`: take back a review run for the wrong day."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import click
 from click.core import ParameterSource
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import func, select
 
 from extensions import db, needs_current_schema
 from planning.describe import describe_finding, money
 from planning.findings import findings_for_owners, latest_review, review_as_of, status_counts
 from planning.models import Review
-from planning.review import EARLIEST_AS_OF, LATEST_AS_OF, ReviewParameterError, run_review_from_config
+from planning.review import (
+    EARLIEST_AS_OF,
+    LATEST_AS_OF,
+    ReviewParameterError,
+    delete_review,
+    run_review_from_config,
+)
 
 ACCOUNT_WIDTH = 36
 OWNER_WIDTH = 20
@@ -144,6 +152,35 @@ def digest_command(as_of: date | None, resend_unconfirmed: bool) -> None:
     _send_digest(review, resend=resend_unconfirmed)
 
 
+@click.command("delete-review")
+@click.option("--as-of", "as_of", type=IsoDate(), required=True, help="The day of the review to delete.")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+@with_appcontext
+@needs_current_schema
+def delete_review_command(as_of: date, yes: bool) -> None:
+    """Delete a stored review (one run for the wrong day), with its findings and digest records."""
+    day = as_of.isoformat()
+    review = review_as_of(db.session, as_of)
+    if review is None:
+        raise click.ClickException(f"no review as of {day}")
+    findings = sum(status_counts(db.session, review).values())
+    later = db.session.scalar(select(func.count()).select_from(Review).where(Review.as_of > as_of)) or 0
+    if not yes:
+        click.confirm(
+            f"Delete the review as of {day} and its {findings:,} finding{'' if findings == 1 else 's'}?",
+            abort=True,
+        )
+    delete_review(db.session, as_of)
+    db.session.commit()
+    click.echo(f"Deleted the review as of {day} and its {findings:,} finding{'' if findings == 1 else 's'}.")
+    if later:
+        click.echo(
+            f"{later} later review{'s keep' if later != 1 else ' keeps'} the new/persisting/resolved "
+            "statuses given against it; `flask --app app review --as-of DAY` runs one again against the "
+            "review before it."
+        )
+
+
 def _send_digest(review: Review, *, resend: bool = False) -> None:
     """Email the digest of `review` to whoever it has not reached (and, with `resend`, again to whoever a
     stopped sender may not have reached), and say what happened."""
@@ -197,3 +234,4 @@ def init_app(app: Flask) -> None:
     """Register the review and digest commands."""
     app.cli.add_command(review_command)
     app.cli.add_command(digest_command)
+    app.cli.add_command(delete_review_command)

@@ -12,6 +12,7 @@ from extensions import db, migrate, schema_problem
 COMMANDS = [
     ["review"],
     ["digest"],
+    ["delete-review", "--as-of", "2026-10-31", "--yes"],
     ["sync"],
     ["scheduler"],
     ["job-runs"],

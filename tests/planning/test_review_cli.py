@@ -139,3 +139,34 @@ def test_the_counts_read_with_separators_past_a_thousand(app, db):
 
     assert lines[1] == "2,201 findings: 1,001 new, 1,200 persisting, 0 resolved"
     assert lines[-1].startswith("… and 2,200 more:")
+
+
+def test_a_review_run_for_the_wrong_day_can_be_deleted_with_what_it_holds(app, db):
+    from planning.models import DigestDelivery
+
+    rep = make_user(db, name="Rita Rep")
+    make_strategy(db, account=make_account(db, name="Globex", owner=rep), review_date=date(1998, 9, 1))
+    db.commit()
+    runner = app.test_cli_runner()
+    runner.invoke(args=["review", "--as-of", "1999-01-01"])  # meant 2026-01-01
+    runner.invoke(args=["review", "--as-of", "2026-10-31"])
+    mistaken = db.scalars(select(Review).where(Review.as_of == date(1999, 1, 1))).one()
+    db.add(DigestDelivery(review_id=mistaken.id, user_id=rep.id))
+    db.commit()
+
+    declined = runner.invoke(args=["delete-review", "--as-of", "1999-01-01"], input="n\n")
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    assert db.scalar(select(Review.id).where(Review.as_of == date(1999, 1, 1))) == mistaken.id
+
+    result = runner.invoke(args=["delete-review", "--as-of", "1999-01-01"], input="y\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Delete the review as of 1999-01-01 and its 1 finding?" in result.output
+    assert "Deleted the review as of 1999-01-01 and its 1 finding." in result.output
+    assert "1 later review keeps the new/persisting/resolved statuses given against it" in result.output
+    db.expire_all()
+    assert db.scalars(select(Review.as_of)).all() == [date(2026, 10, 31)]
+    assert db.scalar(select(Finding.id).where(Finding.review_id == mistaken.id)) is None
+    assert db.scalar(select(DigestDelivery.id)) is None
+    missing = runner.invoke(args=["delete-review", "--as-of", "1999-01-01", "--yes"])
+    assert missing.exit_code == 1 and "no review as of 1999-01-01" in missing.output
