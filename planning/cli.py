@@ -149,6 +149,12 @@ def digest_command(as_of: date | None, resend_unconfirmed: bool) -> None:
                 f"no review as of {as_of.isoformat()}: `flask --app app review --as-of {as_of.isoformat()}` "
                 "runs one"
             )
+        latest = latest_review(db.session)
+        if latest is not None and latest.as_of > review.as_of:
+            click.echo(
+                f"Note: this is not the latest review (that is as of {latest.as_of.isoformat()}); its digest "
+                f"tells people what stood on {as_of.isoformat()}."
+            )
     _send_digest(review, resend=resend_unconfirmed)
 
 

@@ -287,7 +287,14 @@ def test_the_digest_command_needs_a_stored_review(db, org, smtp_server, app):
     )
     assert nothing.exit_code == 0, nothing.output
     assert "No digest sent for the review as of 2026-10-24: nothing to report." in nothing.output
+    assert "not the latest review" not in nothing.output
     assert smtp_server.messages == []
+    review(db, as_of=date(2026, 10, 31))
+    older = runner.invoke(args=["digest", "--as-of", "2026-10-24"])
+    assert older.output.startswith(
+        "Note: this is not the latest review (that is as of 2026-10-31); its digest tells people what stood "
+        "on 2026-10-24."
+    )
 
 
 def finding_ids(db, weekly):
