@@ -96,7 +96,7 @@ def test_past_the_page_limit_the_vp_picks_a_team_and_comes_back(app, page, org, 
 def test_a_long_unbroken_name_wraps_inside_the_findings_table(db, page, org):
     from playwright.sync_api import expect
 
-    name = "Harborview" + "X" * 300  # a CRM field with no space in it
+    name = "Harborview" + "X" * 240  # a CRM field with no space in it, as long as a name may be
     account = make_account(db, owner=org.ann, name=name)
     make_activity(db, account=account, kind="contract", occurred_at=datetime.now(UTC) - timedelta(days=1))
     make_opportunity(db, account=account, amount=250_000)
