@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -26,7 +26,7 @@ from planning.accounts import (
     owner_choices,
 )
 from planning.models import ActivityKind
-from planning.review import ReviewParameterError, day_window, zone_for
+from planning.review import ReviewParameterError, zone_for
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -89,7 +89,7 @@ def account(account_id: int) -> ResponseReturnValue:
         "linked": request.args.get("linked", "") if request.args.get("linked", "") in LINKED_FILTERS else "",
     }
     for name in ("from", "to"):
-        if timeline_filters[name] and parse_day(timeline_filters[name]) is None:
+        if timeline_filters[name] and _day(timeline_filters[name]) is None:
             # Say so rather than leave the bad day in the field over a timeline it did not filter.
             flash(
                 f"“{timeline_filters[name]}” is not a day (YYYY-MM-DD), so the “{name}” filter is off.",
@@ -121,13 +121,22 @@ KIND_VALUES = [kind.value for kind in ActivityKind]
 
 def parse_day(raw: str | None, *, end: bool = False) -> datetime | None:
     """Turn a YYYY-MM-DD filter into a UTC bound: the start of that day in the org's time zone, or of
-    the next one for `end`."""
-    try:
-        day = date.fromisoformat((raw or "").strip())
-        start, after = day_window(day, 1, display_zone().key)
-    except (ValueError, OverflowError):  # not a day; or 0001-01-01 / 9999-12-31, with no day beside them
+    the next one for `end`; None for no bound (not a day, or a bound past the calendar's ends)."""
+    day = _day(raw)
+    if day is None:
         return None
-    return after if end else start
+    try:
+        start = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=display_zone())
+        return start.astimezone(UTC)
+    except OverflowError:  # after 9999-12-31, or before 0001-01-01 in UTC: nothing lies beyond
+        return None
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat((raw or "").strip())
+    except ValueError:
+        return None
 
 
 def display_zone() -> ZoneInfo:

@@ -397,6 +397,9 @@ def test_pages_show_days_and_times_in_the_orgs_time_zone(app, client, db, org, l
         as_text=True
     )
     assert "Late call" not in utc_first
+    app.config["REVIEW_TIMEZONE"] = "Asia/Tokyo"
+    ends = client.get(f"/accounts/{org.ann_account.id}?from=0001-01-01&to=9999-12-31").get_data(as_text=True)
+    assert "Late call" in ends and "Afternoon" in ends and "filter is off" not in ends  # no bound, no error
 
 
 def test_a_crm_link_that_is_not_http_is_never_rendered(client, db, org, login_as):
