@@ -1,4 +1,5 @@
-"""API: run the tactics review now, read the latest review, read one review.
+"""API: list the reviews that have run, run the tactics review now, read the latest review, read one
+review (its findings a page at a time).
 
 Who may do what: managers and admins may run a review (it covers the whole org, so a rep may not
 start one: 403); everyone reads reviews, and sees only the findings on accounts they may see — a rep
