@@ -308,25 +308,20 @@ class _Tally:
     unchanged: int = 0
     failed: int = 0
     errors: list[dict[str, str | None]] = field(default_factory=list)
-    _failed_keys: list[tuple[str, str]] = field(default_factory=list)  # in order, for `restore`
+    # The records counted in `failed` so far, in order (a dict as an ordered set), for `restore`.
+    _failed_records: dict[tuple[str, str], None] = field(default_factory=dict)
     _saved: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
 
     def add_error(self, error: RecordError, *, whole_record: bool = False) -> None:
         """Keep `error`; count its record as failed unless an earlier error already did. A source's own
         error (`whole_record`) stands for one record it read and dropped, even where an id repeats."""
-        key = (
-            (error.stream, error.external_id) if error.external_id is not None and not whole_record else None
-        )
-        if key is None or key not in self._failed_set:
+        if whole_record or error.external_id is None:
             self.failed += 1
-            if key is not None:
-                self._failed_keys.append(key)
-                self._failed_set.add(key)
+        elif (error.stream, error.external_id) not in self._failed_records:
+            self._failed_records[(error.stream, error.external_id)] = None
+            self.failed += 1
         if len(self.errors) < MAX_STORED_ERRORS:
             self.errors.append(error.as_dict())
-
-    def __post_init__(self) -> None:
-        self._failed_set: set[tuple[str, str]] = set(self._failed_keys)
 
     def checkpoint(self) -> None:
         self._saved = (
@@ -335,15 +330,14 @@ class _Tally:
             self.unchanged,
             self.failed,
             len(self.errors),
-            len(self._failed_keys),
+            len(self._failed_records),
         )
 
     def restore(self) -> None:
-        self.inserted, self.updated, self.unchanged, self.failed, kept, keys = self._saved
+        self.inserted, self.updated, self.unchanged, self.failed, kept, records = self._saved
         del self.errors[kept:]
-        for key in self._failed_keys[keys:]:
-            self._failed_set.discard(key)
-        del self._failed_keys[keys:]
+        for key in list(self._failed_records)[records:]:
+            del self._failed_records[key]
 
     def write_to(self, run: SyncRun) -> None:
         run.inserted = self.inserted
@@ -942,7 +936,7 @@ class _Engine:
                 continue
             chain = [identity.user_id]
             manager_id = users[identity.user_id].manager_id
-            while manager_id is not None and manager_id not in chain and len(chain) <= len(users):
+            while manager_id is not None and manager_id not in chain:
                 chain.append(manager_id)
                 manager = users.get(manager_id)
                 manager_id = manager.manager_id if manager is not None else None

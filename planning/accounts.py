@@ -138,6 +138,13 @@ class AccountRow:
 AccountPage = Page[AccountRow]
 
 
+def fetch_page(session: DbSession, statement: Any, *, total: int, page: int, per_page: int) -> Page[Any]:
+    """Return page `page` (clamped to the pages `total` rows make) of the rows `statement` selects."""
+    page = within_pages(page, total, per_page)
+    rows = list(session.scalars(statement.limit(per_page).offset((page - 1) * per_page)))
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
 def _page_count(total: int, per_page: int) -> int:
     return max(1, math.ceil(total / per_page))
 

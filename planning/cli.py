@@ -176,7 +176,7 @@ def delete_review_command(as_of: date, yes: bool) -> None:
             f"Delete the review as of {day} and its {findings:,} finding{'' if findings == 1 else 's'}?",
             abort=True,
         )
-    delete_review(db.session, as_of)
+    delete_review(db.session, review)
     db.session.commit()
     click.echo(f"Deleted the review as of {day} and its {findings:,} finding{'' if findings == 1 else 's'}.")
     if later:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from extensions import DbSession
 from planning.access import visible_owner_ids
-from planning.accounts import Page, is_valid_id, within_pages
+from planning.accounts import Page, fetch_page, is_valid_id
 from planning.models import Finding, Review, Role, User
 from planning.review import NEW, PERSISTING, STATUSES
 
@@ -37,9 +37,8 @@ def get_review(session: DbSession, review_id: int) -> Review | None:
 def reviews_page(session: DbSession, *, page: int, per_page: int) -> Page[Review]:
     """Return one page of the stored reviews, latest as-of date first; a page past the end is the last."""
     total = session.scalar(select(func.count()).select_from(Review)) or 0
-    page = within_pages(page, total, per_page)
-    statement = select(Review).order_by(Review.as_of.desc()).limit(per_page).offset((page - 1) * per_page)
-    return Page(rows=list(session.scalars(statement)), total=total, page=page, per_page=per_page)
+    latest_first = select(Review).order_by(Review.as_of.desc())
+    return fetch_page(session, latest_first, total=total, page=page, per_page=per_page)
 
 
 def status_counts_by_review(
@@ -220,9 +219,7 @@ def findings_page(
     """
     narrowed = _findings_query(review, owner_ids, rule, team)
     total = session.scalar(select(func.count()).select_from(narrowed.subquery())) or 0
-    page = within_pages(page, total, per_page)
-    statement = _with_accounts_and_owners(narrowed).limit(per_page).offset((page - 1) * per_page)
-    return Page(rows=list(session.scalars(statement)), total=total, page=page, per_page=per_page)
+    return fetch_page(session, _with_accounts_and_owners(narrowed), total=total, page=page, per_page=per_page)
 
 
 def status_counts(session: DbSession, review: Review, owner_ids: set[int] | None = None) -> dict[str, int]:

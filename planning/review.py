@@ -478,21 +478,17 @@ def _fresh_review(session: DbSession, parameters: ReviewParameters) -> Review:
     return review
 
 
-def delete_review(session: DbSession, as_of: date) -> Review | None:
-    """Delete the review as of `as_of`, with its findings and its digest's delivery records; return it,
-    or None when no review ran for that day. The caller owns the transaction.
+def delete_review(session: DbSession, review: Review) -> None:
+    """Delete `review` with its findings and its digest's delivery records. The caller owns the
+    transaction.
 
     Reviews after it keep the statuses they were given against it; running them again recomputes
     those against the review before them.
     """
-    review = session.scalars(select(Review).where(Review.as_of == as_of)).first()
-    if review is None:
-        return None
     # Explicitly, not by the keys' ON DELETE CASCADE: SQLite applies that only with foreign keys on.
     session.execute(delete(Finding).where(Finding.review_id == review.id))
     session.execute(delete(DigestDelivery).where(DigestDelivery.review_id == review.id))
     session.execute(delete(Review).where(Review.id == review.id))
-    return review
 
 
 def review_parameters(review: Review) -> dict[str, Any]:
